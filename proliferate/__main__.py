@@ -1,0 +1,3 @@
+from proliferate.cli import main
+
+raise SystemExit(main())
