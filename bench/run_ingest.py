@@ -1,0 +1,590 @@
+"""Ingest benchmark runner: proliferate against the trivial baseline, same load, same machine.
+
+Starts each server on a temporary SQLite database, drives it with bench/loadgen.py, stops it,
+checks that every acknowledged event is stored exactly once, and reports the figures and targets.
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import events
+import loadgen
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+HOST = '127.0.0.1'
+CLK_TCK = os.sysconf('SC_CLK_TCK')
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 60.0
+PREFILL_BATCH = 100
+PREFILL_CONCURRENCY = 8
+# Fallbacks while proliferate.config cannot be read: its documented defaults.
+DEFAULT_THREADS = 16
+DEFAULT_SYNCHRONOUS = 'FULL'
+
+# The issue's targets. Bytes per event is for the ~2 KB events of bench/events.py.
+TARGET_SINGLE_EVENTS_PER_SECOND = 2000
+TARGET_SINGLE_RATIO = 0.75
+TARGET_SINGLE_P99_SECONDS = 0.050
+TARGET_BATCH_EVENTS_PER_SECOND = 12000
+TARGET_PEAK_RSS_BYTES = 150 * 1024 * 1024
+TARGET_BYTES_PER_EVENT = 1536
+TARGET_PREFILLED_RATIO = 0.80
+TARGET_CONCURRENCY = 32
+
+
+class ServerError(Exception):
+    pass
+
+
+# -- process figures (Linux /proc) --------------------------------------------------------------
+
+def cpu_seconds(pid):
+    """utime + stime of a process, in seconds."""
+    stat = Path(f'/proc/{pid}/stat').read_text()
+    # The command name (field 2) may hold spaces; the fields after its ')' start at field 3.
+    fields = stat[stat.rindex(')') + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def peak_rss_bytes(pid):
+    """VmHWM: the most resident memory the process has had."""
+    for line in Path(f'/proc/{pid}/status').read_text().splitlines():
+        if line.startswith('VmHWM:'):
+            return int(line.split()[1]) * 1024
+    raise ServerError(f'no VmHWM for pid {pid}')
+
+
+def client_cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def unused_port():
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+# -- the database after the run ------------------------------------------------------------------
+
+def sqlite_path(url):
+    """The file of a sqlite:/// URL (three slashes: relative, four: absolute)."""
+    if not url.startswith('sqlite:///'):
+        raise ValueError(f'only sqlite:/// database URLs can be measured and verified, not {url!r}')
+    return Path(url[len('sqlite:///'):]).resolve()
+
+
+def count_events(path):
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path) as db:
+        exists = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'event'")
+        if exists.fetchone() is None:
+            return 0
+        return db.execute('SELECT COUNT(*) FROM event').fetchone()[0]
+
+
+def storage_figures(path):
+    """Checkpoint the WAL into the database, then (bytes of db + wal, events stored)."""
+    db = sqlite3.connect(path)
+    try:
+        db.execute('PRAGMA wal_checkpoint(TRUNCATE)').fetchone()
+        stored = db.execute('SELECT COUNT(*) FROM event').fetchone()[0]
+    finally:
+        db.close()
+    wal = Path(f'{path}-wal')
+    size = path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+    return size, stored
+
+
+def verify_stored(path, acked_ids):
+    """How many acknowledged event_ids are missing from table event, and stored more than once.
+
+    Looks each id up through the (project_id, event_id) index, across every project in the file.
+    """
+    db = sqlite3.connect(path)
+    try:
+        projects = [row[0] for row in db.execute('SELECT DISTINCT project_id FROM event')]
+        db.execute('CREATE TEMP TABLE acked (event_id TEXT PRIMARY KEY)')
+        db.executemany('INSERT OR IGNORE INTO acked VALUES (?)', ((i,) for i in acked_ids))
+        marks = ','.join('?' * len(projects)) or 'NULL'
+        counts = db.execute(
+            'SELECT COUNT(e.event_id) AS n FROM acked a LEFT JOIN event e'
+            f' ON e.project_id IN ({marks}) AND e.event_id = a.event_id GROUP BY a.event_id',
+            projects)
+        missing = duplicated = checked = 0
+        for (n,) in counts:
+            checked += 1
+            missing += n == 0
+            duplicated += n > 1
+    finally:
+        db.close()
+    return {'acked': checked, 'missing': missing, 'duplicated': duplicated}
+
+
+# -- servers -----------------------------------------------------------------------------------
+
+class Server:
+    """One server process on a free loopback port, with its log in the work directory."""
+
+    name = None
+
+    def __init__(self, workdir, database_path, threads, synchronous):
+        self.workdir = workdir
+        self.database_path = database_path
+        self.threads = threads
+        self.synchronous = synchronous
+        self.port = unused_port()
+        self.log_path = workdir / f'{self.name}.log'
+        self.process = None
+        self.api_key = None
+
+    def command(self):
+        raise NotImplementedError
+
+    def env(self):
+        return os.environ.copy()
+
+    def prepare(self):
+        """Anything to do before serving; sets self.api_key."""
+
+    def start(self):
+        self.prepare()
+        with open(self.log_path, 'ab') as log:
+            self.process = subprocess.Popen(self.command(), cwd=ROOT, env=self.env(),
+                                            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT
+        url = f'http://{HOST}:{self.port}/healthz'
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f'{self.name} exited with {self.process.returncode} on start:\n'
+                                  f'{self.log_tail()}')
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        self.process.kill()
+        self.process.wait()
+        raise ServerError(f'{self.name} did not answer {url} within {START_TIMEOUT:.0f} s:\n'
+                          f'{self.log_tail()}')
+
+    def stop(self):
+        """SIGTERM, wait for the drain; the exit code (None if it had to be killed)."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process and self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return None
+
+    def log_tail(self, lines=30):
+        try:
+            return '\n'.join(self.log_path.read_text(errors='replace').splitlines()[-lines:])
+        except OSError:
+            return ''
+
+
+class ProliferateServer(Server):
+    name = 'proliferate'
+
+    def env(self):
+        env = os.environ.copy()
+        # Four slashes: an absolute path.
+        env['PROLIFERATE_DATABASE_URL'] = f'sqlite:///{self.database_path}'
+        return env
+
+    def command(self):
+        return [sys.executable, '-m', 'proliferate', 'serve', '--host', HOST,
+                '--port', str(self.port)]
+
+    def prepare(self):
+        done = subprocess.run([sys.executable, '-m', 'proliferate', 'project', 'create', 'bench'],
+                              cwd=ROOT, env=self.env(), capture_output=True, text=True, timeout=120)
+        output = done.stdout.strip().splitlines()
+        if done.returncode != 0 or not output or not output[-1].strip().startswith('pk_'):
+            raise ServerError(f'proliferate project create failed ({done.returncode}):\n'
+                              f'{done.stdout}\n{done.stderr}')
+        self.api_key = output[-1].strip()
+
+
+class BaselineServer(Server):
+    name = 'baseline'
+
+    def command(self):
+        return [sys.executable, str(BENCH / 'baseline_app.py'), '--host', HOST,
+                '--port', str(self.port), '--database', str(self.database_path),
+                '--threads', str(self.threads), '--synchronous', self.synchronous]
+
+    def prepare(self):
+        self.api_key = 'pk_baseline_does_not_check_keys'
+
+
+def proliferate_settings():
+    """(waitress threads, synchronous, where they came from) as proliferate would run them."""
+    code = ('import os; from proliferate.config import Config; c = Config.from_env(os.environ); '
+            'print(c.threads, c.sqlite_synchronous.upper())')
+    try:
+        done = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60)
+        threads, synchronous = done.stdout.split()
+        return int(threads), synchronous, 'proliferate.config'
+    except (ValueError, subprocess.SubprocessError):
+        return DEFAULT_THREADS, DEFAULT_SYNCHRONOUS, 'defaults (proliferate.config unreadable)'
+
+
+# -- one server's run --------------------------------------------------------------------------
+
+def measure(server, source, *, start, batch, args):
+    cpu_before = cpu_seconds(server.process.pid)
+    client_before = client_cpu_seconds()
+    result = loadgen.run_load(host=HOST, port=server.port, source=source, start=start,
+                              events=args.events, batch=batch, concurrency=args.concurrency,
+                              seconds=args.seconds)
+    cpu = cpu_seconds(server.process.pid) - cpu_before
+    client = client_cpu_seconds() - client_before
+    acked = result.acked
+    p50 = loadgen.percentile(result.latencies, 0.50)
+    p99 = loadgen.percentile(result.latencies, 0.99)
+    figures = {
+        'batch': batch,
+        'concurrency': args.concurrency,
+        'events_acked': acked,
+        'seconds': round(result.elapsed, 3),
+        'events_per_second': round(acked / result.elapsed, 1) if result.elapsed else 0.0,
+        'p50_ms': round(p50 * 1000, 2) if p50 is not None else None,
+        'p99_ms': round(p99 * 1000, 2) if p99 is not None else None,
+        'server_cpu_us_per_event': round(cpu / acked * 1e6, 1) if acked else None,
+        'server_cpu_percent': round(cpu / result.elapsed * 100, 1) if result.elapsed else None,
+        'client_cpu_percent': round(client / result.elapsed * 100, 1) if result.elapsed else None,
+        'requests': result.requests,
+        'backpressure_429_503': result.backpressure,
+        'connection_errors': result.connection_errors,
+        'rejected': result.rejected,
+        'given_up': result.given_up,
+    }
+    return figures, result.acked_ids
+
+
+def run_server(server_class, args, workdir, threads, synchronous):
+    """Start, prefill/measure, stop, verify; the server's section of the summary."""
+    if server_class is ProliferateServer and args.database_url:
+        database_path = sqlite_path(args.database_url)
+    else:
+        database_path = workdir / f'{server_class.name}.db'
+    server = server_class(workdir, database_path, threads, synchronous)
+    summary = {'server': server.name, 'threads': threads, 'synchronous': synchronous,
+               'database': str(database_path), 'scenarios': [], 'prefilled_scenarios': []}
+    acked_ids = []
+    # Events already in a reused database came from earlier indexes; carry on after them.
+    index = count_events(database_path)
+    summary['events_before'] = index
+    server.start()
+    exit_code = None
+    try:
+        source = events.EventSource(seed=args.seed, api_key=server.api_key)
+        summary['event_bytes'] = round(
+            sum(len(source.event(i)[1]) for i in range(1000)) / 1000)
+        if args.warmup:
+            warm = loadgen.run_load(host=HOST, port=server.port, source=source, start=index,
+                                    events=args.warmup, batch=1,
+                                    concurrency=min(args.concurrency, 8), seconds=args.seconds)
+            acked_ids.extend(warm.acked_ids)
+            index += args.warmup
+            summary['warmup_rejected'] = warm.rejected
+        for batch in args.batch:
+            figures, ids = measure(server, source, start=index, batch=batch, args=args)
+            acked_ids.extend(ids)
+            index += args.events
+            summary['scenarios'].append(figures)
+        if args.prefill:
+            # WAL lets this reader in beside the running server.
+            have = count_events(database_path)
+            grow = max(0, args.prefill - have)
+            began = time.monotonic()
+            fill = loadgen.run_load(host=HOST, port=server.port, source=source, start=index,
+                                    events=grow, batch=PREFILL_BATCH,
+                                    concurrency=PREFILL_CONCURRENCY, seconds=args.prefill_seconds)
+            acked_ids.extend(fill.acked_ids)
+            index += grow
+            summary['prefill'] = {
+                'target_events': args.prefill, 'added': fill.acked,
+                'seconds': round(time.monotonic() - began, 1), 'rejected': fill.rejected,
+                'given_up': fill.given_up,
+            }
+            for batch in args.batch:
+                figures, ids = measure(server, source, start=index, batch=batch, args=args)
+                acked_ids.extend(ids)
+                index += args.events
+                summary['prefilled_scenarios'].append(figures)
+        summary['peak_rss_bytes'] = peak_rss_bytes(server.process.pid)
+        summary['server_cpu_seconds_total'] = round(cpu_seconds(server.process.pid), 2)
+    finally:
+        exit_code = server.stop()
+    summary['exit_code'] = exit_code
+    size, stored = storage_figures(database_path)
+    summary['database_bytes'] = size
+    summary['events_stored'] = stored
+    summary['bytes_per_event'] = round(size / stored) if stored else None
+    summary['verification'] = verify_stored(database_path, acked_ids)
+    summary['log'] = str(server.log_path)
+    return summary
+
+
+# -- report ------------------------------------------------------------------------------------
+
+def problems(summary):
+    """Why this server's run cannot be trusted, if it cannot: the runner exits 1 on any."""
+    found = []
+    check = summary['verification']
+    if check['missing']:
+        found.append(f'{check["missing"]} acknowledged events are not stored')
+    if check['duplicated']:
+        found.append(f'{check["duplicated"]} acknowledged events are stored more than once')
+    if summary['exit_code'] != 0:
+        found.append(f'the server exited with {summary["exit_code"]} after SIGTERM')
+    rejected = {}
+    given_up = 0
+    for figures in summary['scenarios'] + summary['prefilled_scenarios']:
+        for reason, count in figures['rejected'].items():
+            rejected[reason] = rejected.get(reason, 0) + count
+        given_up += figures['given_up']
+    for reason, count in summary.get('warmup_rejected', {}).items():
+        rejected[reason] = rejected.get(reason, 0) + count
+    if 'prefill' in summary:
+        for reason, count in summary['prefill']['rejected'].items():
+            rejected[reason] = rejected.get(reason, 0) + count
+        given_up += summary['prefill']['given_up']
+    for reason, count in rejected.items():
+        found.append(f'{count} events refused: {reason}')
+    if given_up:
+        found.append(f'{given_up} events were never acknowledged (gave up retrying)')
+    return found
+
+
+def scenario_name(figures):
+    kind = 'single events' if figures['batch'] == 1 else f'batches of {figures["batch"]}'
+    return f'{kind}, concurrency {figures["concurrency"]}'
+
+
+def find_scenario(summary, batch, key='scenarios'):
+    if summary is None:
+        return None
+    return next((f for f in summary[key] if f['batch'] == batch), None)
+
+
+def evaluate_targets(proliferate, baseline):
+    """[(target, 'PASS' | 'FAIL' | 'n/a', measured)] for the issue's targets."""
+    targets = []
+    if proliferate is None:
+        return [('all targets', 'n/a', 'they are for proliferate: run --server both')]
+
+    def add(name, measured, ok):
+        targets.append((name, 'n/a' if ok is None else ('PASS' if ok else 'FAIL'), measured))
+
+    single = find_scenario(proliferate, 1)
+    base_single = find_scenario(baseline, 1)
+    batch = find_scenario(proliferate, 100)
+    note = ''
+    if single and single['concurrency'] != TARGET_CONCURRENCY:
+        note = f' (measured at concurrency {single["concurrency"]})'
+    if single:
+        add(f'single events >= {TARGET_SINGLE_EVENTS_PER_SECOND:,} ev/s{note}',
+            f'{single["events_per_second"]:,.0f} ev/s',
+            single['events_per_second'] >= TARGET_SINGLE_EVENTS_PER_SECOND)
+        if base_single:
+            ratio = single['events_per_second'] / max(base_single['events_per_second'], 1e-9)
+            add(f'single events >= {TARGET_SINGLE_RATIO:.0%} of the baseline{note}',
+                f'{ratio:.0%}', ratio >= TARGET_SINGLE_RATIO)
+        else:
+            add(f'single events >= {TARGET_SINGLE_RATIO:.0%} of the baseline',
+                'needs --server both', None)
+        p99 = single['p99_ms']
+        add(f'single events p99 < {TARGET_SINGLE_P99_SECONDS * 1000:.0f} ms{note}',
+            f'{p99} ms', p99 is not None and p99 < TARGET_SINGLE_P99_SECONDS * 1000)
+    else:
+        add('single events targets', 'needs --batch 1', None)
+    if batch:
+        add(f'batches of 100 >= {TARGET_BATCH_EVENTS_PER_SECOND:,} ev/s',
+            f'{batch["events_per_second"]:,.0f} ev/s',
+            batch['events_per_second'] >= TARGET_BATCH_EVENTS_PER_SECOND)
+    else:
+        add(f'batches of 100 >= {TARGET_BATCH_EVENTS_PER_SECOND:,} ev/s', 'needs --batch 100', None)
+    if proliferate:
+        rss = proliferate['peak_rss_bytes']
+        add(f'peak RSS < {TARGET_PEAK_RSS_BYTES // 2**20} MB', f'{rss / 2**20:.0f} MB',
+            rss < TARGET_PEAK_RSS_BYTES)
+        per_event = proliferate['bytes_per_event']
+        add(f'storage <= {TARGET_BYTES_PER_EVENT:,} bytes per event '
+            f'(events of ~{proliferate["event_bytes"]:,} bytes)',
+            f'{per_event:,} bytes' if per_event else 'nothing stored',
+            per_event is not None and per_event <= TARGET_BYTES_PER_EVENT)
+        if proliferate['prefilled_scenarios']:
+            events_at = proliferate['prefill']['target_events']
+            for figures in proliferate['prefilled_scenarios']:
+                empty = find_scenario(proliferate, figures['batch'])
+                ratio = figures['events_per_second'] / max(empty['events_per_second'], 1e-9)
+                add(f'{scenario_name(figures)} at {events_at:,} events within '
+                    f'{1 - TARGET_PREFILLED_RATIO:.0%} of an empty database',
+                    f'{ratio:.0%}', ratio >= TARGET_PREFILLED_RATIO)
+        else:
+            add(f'speed within {1 - TARGET_PREFILLED_RATIO:.0%} at 1,000,000 events',
+                'needs --prefill 1000000', None)
+    return targets
+
+
+def format_report(settings, summaries, targets):
+    lines = [
+        f'Ingest benchmark: seed {settings["seed"]}, <= {settings["events"]:,} events and '
+        f'<= {settings["seconds"]} s per scenario, concurrency {settings["concurrency"]}, '
+        f'{settings["cpus"]} CPUs',
+    ]
+    for s in summaries:
+        what = ('python -m proliferate serve' if s['server'] == 'proliferate'
+                else 'Falcon + Waitress + sqlite3, one commit per request')
+        lines.append(f'  {s["server"]:<12} {what}; {s["threads"]} waitress threads, '
+                     f'synchronous={s["synchronous"]} ({settings["settings_source"]})')
+    header = (f'{"scenario":<34} {"server":<12} {"events":>8} {"ev/s":>8} {"p50 ms":>7} '
+              f'{"p99 ms":>7} {"CPU us/ev":>9} {"srv CPU":>7} {"cli CPU":>7} {"429s":>5}')
+    lines += ['', header, '-' * len(header)]
+    for key, label in (('scenarios', ''), ('prefilled_scenarios', ' (prefilled)')):
+        rows = [(s, f) for s in summaries for f in s[key]]
+        for summary, f in sorted(rows, key=lambda row: row[1]['batch']):
+            lines.append(
+                f'{scenario_name(f) + label:<34} {summary["server"]:<12} {f["events_acked"]:>8,} '
+                f'{f["events_per_second"]:>8,.0f} {f["p50_ms"] or 0:>7.1f} {f["p99_ms"] or 0:>7.1f} '
+                f'{f["server_cpu_us_per_event"] or 0:>9,.0f} {f["server_cpu_percent"] or 0:>6.0f}% '
+                f'{f["client_cpu_percent"] or 0:>6.0f}% {f["backpressure_429_503"]:>5}')
+    lines.append('')
+    for s in summaries:
+        check = s['verification']
+        stored = ('all stored exactly once' if not check['missing'] and not check['duplicated']
+                  else f'{check["missing"]} MISSING, {check["duplicated"]} DUPLICATED')
+        per_event = f'{s["bytes_per_event"]:,}' if s['bytes_per_event'] else '-'
+        lines.append(
+            f'{s["server"]:<12} peak RSS {s["peak_rss_bytes"] / 2**20:.0f} MB; '
+            f'{s["database_bytes"] / 2**20:.1f} MB for {s["events_stored"]:,} events = '
+            f'{per_event} bytes/event (events ~{s["event_bytes"]:,} bytes); '
+            f'{check["acked"]:,} acknowledged, {stored}; exit code {s["exit_code"]}')
+        if 'prefill' in s:
+            p = s['prefill']
+            lines.append(f'{"":<12} prefill to {p["target_events"]:,} events: added {p["added"]:,} '
+                         f'in {p["seconds"]} s')
+        for problem in problems(s):
+            lines.append(f'{"":<12} PROBLEM: {problem}')
+    by_name = {s['server']: s for s in summaries}
+    if 'proliferate' in by_name and 'baseline' in by_name:
+        ratios = []
+        for f in by_name['proliferate']['scenarios']:
+            base = find_scenario(by_name['baseline'], f['batch'])
+            if base and base['events_per_second']:
+                ratios.append(f'{scenario_name(f)}: '
+                              f'{f["events_per_second"] / base["events_per_second"]:.0%}')
+        lines.append('proliferate / baseline events/s: ' + '; '.join(ratios))
+    if targets:
+        lines += ['', 'Targets (proliferate):']
+        for name, verdict, measured in targets:
+            lines.append(f'  {verdict:<4} {name}: {measured}')
+    return '\n'.join(lines)
+
+
+# -- command line ------------------------------------------------------------------------------
+
+def batch_sizes(text):
+    sizes = [int(part) for part in text.split(',') if part.strip()]
+    if not sizes or any(not 1 <= size <= 100 for size in sizes):
+        raise argparse.ArgumentTypeError('batch sizes are 1..100, comma-separated')
+    return sizes
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--events', type=int, default=1_000_000,
+                        help='most events per measured scenario (default: %(default)s)')
+    parser.add_argument('--seconds', type=float, default=15.0,
+                        help='most seconds per measured scenario (default: %(default)s)')
+    parser.add_argument('--concurrency', type=int, default=32,
+                        help='client threads, each with one keep-alive connection')
+    parser.add_argument('--batch', type=batch_sizes, default=[1, 100],
+                        help='events per request; a comma list runs one scenario each '
+                             '(default: 1,100)')
+    parser.add_argument('--server', choices=('proliferate', 'baseline', 'both'), default='both')
+    parser.add_argument('--database-url',
+                        help='proliferate database (sqlite:////abs/path.db); kept and reused. '
+                             'Default: a temporary file')
+    parser.add_argument('--prefill', type=int, default=0,
+                        help='after measuring, grow the database to N events through the batch '
+                             'endpoint and measure again')
+    parser.add_argument('--prefill-seconds', type=float, default=1800.0,
+                        help='most seconds the prefill may take (default: %(default)s)')
+    parser.add_argument('--warmup', type=int, default=200,
+                        help='single events sent before measuring, not counted')
+    parser.add_argument('--seed', type=int, default=1)
+    parser.add_argument('--keep', action='store_true', help='keep the temporary directory')
+    parser.add_argument('--json', action='store_true', help='print one JSON summary instead')
+    args = parser.parse_args(argv)
+    if args.events < 1 or args.seconds <= 0 or args.concurrency < 1:
+        parser.error('--events, --seconds and --concurrency must be positive')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    threads, synchronous, source = proliferate_settings()
+    settings = {'seed': args.seed, 'events': args.events, 'seconds': args.seconds,
+                'concurrency': args.concurrency, 'batch': args.batch, 'prefill': args.prefill,
+                'cpus': os.cpu_count(), 'settings_source': source}
+    classes = {'baseline': [BaselineServer], 'proliferate': [ProliferateServer],
+               'both': [BaselineServer, ProliferateServer]}[args.server]
+    workdir = Path(tempfile.mkdtemp(prefix='proliferate-bench-'))
+    summaries = []
+    failures = []
+    try:
+        for server_class in classes:
+            try:
+                summaries.append(run_server(server_class, args, workdir, threads, synchronous))
+            except ServerError as exc:
+                failures.append(str(exc))
+    finally:
+        if not args.keep and not failures:
+            shutil.rmtree(workdir, ignore_errors=True)
+    by_name = {s['server']: s for s in summaries}
+    targets = evaluate_targets(by_name.get('proliferate'), by_name.get('baseline'))
+    for summary in summaries:
+        failures += [f'{summary["server"]}: {p}' for p in problems(summary)]
+    ok = not failures
+    if args.json:
+        print(json.dumps({'settings': settings, 'servers': summaries,
+                          'targets': [{'target': t, 'result': r, 'measured': m}
+                                      for t, r, m in targets],
+                          'ok': ok, 'problems': failures}, indent=2))
+    else:
+        print(format_report(settings, summaries, targets))
+        for failure in failures:
+            print(f'FAILED: {failure}', file=sys.stderr)
+        if failures and not args.keep:
+            print(f'logs kept in {workdir}', file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
