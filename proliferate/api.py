@@ -1,0 +1,223 @@
+"""The JSON read API under /api/v1 (bearer tokens). Read-only but for issue status changes,
+which go through the writer. A token sees only its own organization's projects.
+"""
+
+import falcon
+import orjson
+
+from proliferate import auth
+from proliferate import search
+from proliferate.db import utcnow
+from proliferate.models import DroppedCount
+from proliferate.models import Event
+from proliferate.models import Issue
+from proliferate.models import IssueAccount
+from proliferate.models import IssueActivity
+from proliferate.models import IssueTag
+from proliferate.models import IssueUser
+from proliferate.models import Project
+from proliferate.payload import decode_event
+
+MAX_LIMIT = 100
+
+
+def iso(value):
+    return value.isoformat(timespec='microseconds') + 'Z' if value is not None else None
+
+
+def send(resp, body, status=falcon.HTTP_200):
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = orjson.dumps(body)
+
+
+def project_json(project):
+    return {'id': project.id, 'name': project.name, 'slug': project.slug,
+            'org': project.organization.slug, 'created_at': iso(project.created_at)}
+
+
+def issue_json(issue):
+    return {
+        'id': issue.id, 'project_id': issue.project_id, 'fingerprint': issue.fingerprint,
+        'type': issue.type, 'title': issue.title, 'culprit': issue.culprit,
+        'level': issue.level, 'status': issue.status,
+        'event_count': issue.event_count, 'user_count': issue.user_count,
+        'account_count': issue.account_count,
+        'first_seen': iso(issue.first_seen), 'last_seen': iso(issue.last_seen),
+        'first_release': issue.first_release, 'last_release': issue.last_release,
+        'is_regressed': bool(issue.is_regressed), 'regressed_release': issue.regressed_release,
+        'regressed_at': iso(issue.regressed_at), 'resolved_at': iso(issue.resolved_at),
+    }
+
+
+def event_json(row):
+    event = decode_event(row.data)
+    event.update({'id': row.id, 'issue_id': row.issue_id, 'project_id': row.project_id,
+                  'received_at': iso(row.received_at)})
+    return event
+
+
+def query_int(req, name, default, low, high):
+    raw = req.get_param(name)
+    if raw is None or raw == '':
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise falcon.HTTPBadRequest(description=f'{name}: must be an integer')
+    if not low <= value <= high:
+        raise falcon.HTTPBadRequest(description=f'{name}: must be between {low} and {high}')
+    return value
+
+
+class Resource:
+    """Every read-API resource: the token's organization bounds what it may see."""
+
+    def project(self, token, project_id):
+        project = Project.get_or_none(Project.id == project_id,
+                                      Project.organization == token.organization_id)
+        if project is None:
+            raise falcon.HTTPNotFound(description=f'no project {project_id}')
+        return project
+
+    def issue(self, token, issue_id):
+        issue = (Issue.select(Issue).join(Project)
+                 .where(Issue.id == issue_id, Project.organization == token.organization_id)
+                 .first())
+        if issue is None:
+            raise falcon.HTTPNotFound(description=f'no issue {issue_id}')
+        return issue
+
+
+class Projects(Resource):
+    def on_get(self, req, resp):
+        token = auth.require_token(req)
+        projects = auth.organization_projects(token.organization_id).order_by(Project.id)
+        send(resp, {'projects': [project_json(p) for p in projects]})
+
+
+class ProjectItem(Resource):
+    def on_get(self, req, resp, project_id):
+        token = auth.require_token(req)
+        project = self.project(token, project_id)
+        dropped = {row.reason: row.count for row in
+                   DroppedCount.select().where(DroppedCount.project == project.id)}
+        send(resp, {**project_json(project), 'dropped': dropped,
+                    'rate_limit_per_minute': project.rate_limit_per_minute})
+
+
+class ProjectIssues(Resource):
+    def on_get(self, req, resp, project_id):
+        token = auth.require_token(req)
+        project = self.project(token, project_id)
+        status = req.get_param('status') or 'unresolved'
+        if status not in search.STATUSES + ('all',):
+            raise falcon.HTTPBadRequest(description='status: must be unresolved, resolved, ignored or all')
+        sort = req.get_param('sort') or 'last_seen'
+        if sort not in search.SORTS:
+            raise falcon.HTTPBadRequest(description='sort: must be one of ' + ', '.join(search.SORTS))
+        issues = search.filter_issues(
+            [project.id], status=status, environment=req.get_param('environment'),
+            release=req.get_param('release'), level=req.get_param('level'),
+            query=req.get_param('query'))
+        rows, next_cursor = search.page_issues(
+            issues, sort=sort, cursor=req.get_param('cursor'),
+            limit=query_int(req, 'limit', 50, 1, MAX_LIMIT))
+        send(resp, {'issues': [issue_json(i) for i in rows], 'next': next_cursor})
+
+
+class IssueItem(Resource):
+    def __init__(self, writer):
+        self.writer = writer
+
+    def on_get(self, req, resp, issue_id):
+        token = auth.require_token(req)
+        issue = self.issue(token, issue_id)
+        body = issue_json(issue)
+        tags = {}
+        for row in (IssueTag.select().where(IssueTag.issue == issue.id)
+                    .order_by(IssueTag.event_count.desc()).limit(200)):
+            tags.setdefault(row.key, []).append({'value': row.value, 'count': row.event_count})
+        body['tags'] = tags
+        send(resp, body)
+
+    def on_patch(self, req, resp, issue_id):
+        token = auth.require_token(req)
+        issue = self.issue(token, issue_id)
+        try:
+            media = orjson.loads(req.bounded_stream.read(65536) or b'null')
+        except orjson.JSONDecodeError as error:
+            raise falcon.HTTPBadRequest(description=f'body is not valid JSON: {error}')
+        status = media.get('status') if isinstance(media, dict) else None
+        if status not in search.STATUSES:
+            raise falcon.HTTPBadRequest(description='status: must be unresolved, resolved or ignored')
+        self.writer.call(lambda: set_status(issue.id, status, user_id=token.user_id))
+        send(resp, issue_json(Issue.get_by_id(issue.id)))
+
+
+def set_status(issue_id, status, *, user_id=None, now=None):
+    """Change an issue's status and record it in its activity; runs on the writer."""
+    now = now or utcnow()
+    issue = Issue.get_by_id(issue_id)
+    if issue.status == status:
+        return issue
+    values = {Issue.status: status}
+    if status == 'resolved':
+        values.update({Issue.resolved_at: now, Issue.is_regressed: False})
+    elif issue.status == 'resolved':
+        values[Issue.resolved_at] = None
+    Issue.update(values).where(Issue.id == issue_id).execute()
+    kind = {'resolved': 'resolved', 'ignored': 'ignored', 'unresolved': 'reopened'}[status]
+    IssueActivity.create(issue=issue_id, kind=kind, user=user_id, created_at=now)
+    return issue
+
+
+class IssueEvents(Resource):
+    def on_get(self, req, resp, issue_id):
+        token = auth.require_token(req)
+        issue = self.issue(token, issue_id)
+        limit = query_int(req, 'limit', 50, 1, MAX_LIMIT)
+        events = Event.select().where(Event.issue == issue.id)
+        before = req.get_param('cursor')
+        if before:
+            try:
+                events = events.where(Event.id < int(before))
+            except ValueError:
+                raise falcon.HTTPBadRequest(description='cursor: must be an integer')
+        rows = list(events.order_by(Event.id.desc()).limit(limit + 1))
+        next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
+        send(resp, {'events': [event_json(r) for r in rows[:limit]], 'next': next_cursor})
+
+
+class IssueUsers(Resource):
+    def on_get(self, req, resp, issue_id):
+        token = auth.require_token(req)
+        issue = self.issue(token, issue_id)
+        rows = (IssueUser.select().where(IssueUser.issue == issue.id)
+                .order_by(IssueUser.event_count.desc(), IssueUser.id)
+                .limit(query_int(req, 'limit', 100, 1, 1000)))
+        send(resp, {'users': [{'id': r.user_id, 'email': r.email, 'key': r.user_key,
+                               'event_count': r.event_count, 'first_seen': iso(r.first_seen),
+                               'last_seen': iso(r.last_seen)} for r in rows]})
+
+
+class IssueAccounts(Resource):
+    def on_get(self, req, resp, issue_id):
+        token = auth.require_token(req)
+        issue = self.issue(token, issue_id)
+        rows = (IssueAccount.select().where(IssueAccount.issue == issue.id)
+                .order_by(IssueAccount.event_count.desc(), IssueAccount.id)
+                .limit(query_int(req, 'limit', 100, 1, 1000)))
+        send(resp, {'accounts': [{'id': r.account_id, 'name': r.name,
+                                  'event_count': r.event_count, 'first_seen': iso(r.first_seen),
+                                  'last_seen': iso(r.last_seen)} for r in rows]})
+
+
+class ProjectEvent(Resource):
+    def on_get(self, req, resp, project_id, event_id):
+        token = auth.require_token(req)
+        project = self.project(token, project_id)
+        row = Event.get_or_none(Event.project == project.id, Event.event_id == event_id)
+        if row is None:
+            raise falcon.HTTPNotFound(description=f'no event {event_id!r} in project {project_id}')
+        send(resp, event_json(row))

@@ -1,0 +1,80 @@
+"""create_app(): the Falcon application with its routes, middleware and error handling.
+
+It never reads os.environ, opens a socket or starts a thread: the server (or a test) builds the
+writer and hands it in.
+"""
+
+import logging
+
+import falcon
+import orjson
+
+from proliferate import api
+from proliferate import db
+from proliferate import ingest
+from proliferate import openapi
+from proliferate.db import utcnow
+from proliferate.digest import DropCounter
+
+log = logging.getLogger(__name__)
+
+INGEST_PREFIXES = ('/api/v1/errors', '/v1/errors')
+
+
+class ReadConnection(db.ConnectionPerRequest):
+    """A connection per request, except on ingest: it needs the database only on a key-cache
+    miss, and opening SQLite (with its pragmas) on every event would cost more than the event."""
+
+    def process_request(self, req, resp):
+        if not req.path.startswith(INGEST_PREFIXES):
+            super().process_request(req, resp)
+
+
+class Health:
+    def __init__(self, writer):
+        self.writer = writer
+
+    def on_get(self, req, resp):
+        db.database.execute_sql('SELECT 1')
+        api.send(resp, {'status': 'ok', 'writer_queue': self.writer.pending})
+
+
+def serialize_error(req, resp, exception):
+    """Errors as {"detail": ...}, the shape the published API documents."""
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = orjson.dumps({'detail': exception.description or exception.title})
+
+
+def handle_unexpected(req, resp, error, params):
+    log.exception('unexpected error on %s %s', req.method, req.path)
+    raise falcon.HTTPInternalServerError(description='internal error; it has been logged')
+
+
+def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=None):
+    drops = drops if drops is not None else DropCounter()
+    keys = keys or ingest.KeyCache(config.key_cache_seconds)
+    limiter = limiter or ingest.RateLimiter(config.rate_limit_per_minute)
+    app = falcon.App(middleware=[ReadConnection()])
+    app.req_options.strip_url_path_trailing_slash = True
+    app.set_error_serializer(serialize_error)
+    app.add_error_handler(Exception, handle_unexpected)
+
+    errors = ingest.Errors(writer, config, keys, limiter, drops, clock)
+    batch = ingest.ErrorBatch(writer, config, keys, limiter, drops, clock)
+    # /v1/errors: the Python SDK 0.1.1+ posts to {endpoint}/v1/errors.
+    for prefix in ('/api/v1', '/v1'):
+        app.add_route(f'{prefix}/errors', errors)
+        app.add_route(f'{prefix}/errors/batch', batch)
+
+    app.add_route('/healthz', Health(writer))
+    app.add_route('/api/openapi.json', openapi.OpenAPI())
+    app.add_route('/api/v1/projects', api.Projects())
+    app.add_route('/api/v1/projects/{project_id:int}', api.ProjectItem())
+    app.add_route('/api/v1/projects/{project_id:int}/issues', api.ProjectIssues())
+    app.add_route('/api/v1/projects/{project_id:int}/events/{event_id}', api.ProjectEvent())
+    app.add_route('/api/v1/issues/{issue_id:int}', api.IssueItem(writer))
+    app.add_route('/api/v1/issues/{issue_id:int}/events', api.IssueEvents())
+    app.add_route('/api/v1/issues/{issue_id:int}/users', api.IssueUsers())
+    app.add_route('/api/v1/issues/{issue_id:int}/accounts', api.IssueAccounts())
+    app.add_static_route('/static', str(config.static_dir.resolve()))
+    return app

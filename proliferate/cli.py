@@ -1,0 +1,249 @@
+"""The `proliferate` command: serve, migrate, and the admin commands (users, projects, keys,
+tokens). Every command reads the same settings as serve (PROLIFERATE_* or the flags)."""
+
+import argparse
+import logging
+import os
+import re
+import sys
+
+from proliferate import __version__
+from proliferate import auth
+from proliferate import db
+from proliferate.config import SETTINGS
+from proliferate.config import Config
+from proliferate.models import ApiToken
+from proliferate.models import Membership
+from proliferate.models import Organization
+from proliferate.models import Project
+from proliferate.models import ProjectKey
+from proliferate.models import User
+
+
+class CommandError(Exception):
+    """A message for the user; exit status 1."""
+
+
+def slugify(name):
+    slug = re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
+    return slug[:50] or 'project'
+
+
+def add_settings(parser):
+    for name, kind, default, help_text in SETTINGS:
+        parser.add_argument('--' + name.replace('_', '-'), dest=name, default=None,
+                            type=kind, help=f'{help_text} [PROLIFERATE_{name.upper()}]')
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog='proliferate', description='Proliferate error tracker')
+    parser.add_argument('--version', action='version', version=__version__)
+    sub = parser.add_subparsers(dest='command', required=True, metavar='command')
+
+    serve = sub.add_parser('serve', help='run the server')
+    add_settings(serve)
+    migrate = sub.add_parser('migrate', help='create or upgrade the database schema')
+    add_settings(migrate)
+
+    user = sub.add_parser('user', help='dashboard users').add_subparsers(dest='action', required=True)
+    p = user.add_parser('create', help='create a user')
+    p.add_argument('email')
+    p.add_argument('--password')
+    p.add_argument('--admin', action='store_true', help='owner of the organization, site admin')
+    p.add_argument('--org', help='organization slug (default: the first one)')
+    add_settings(p)
+
+    project = sub.add_parser('project', help='projects').add_subparsers(dest='action', required=True)
+    p = project.add_parser('create', help='create a project; prints its ingest key last')
+    p.add_argument('name')
+    p.add_argument('--org', help='organization slug or name (created if missing; default: the first)')
+    add_settings(p)
+    p = project.add_parser('list', help='list projects')
+    add_settings(p)
+
+    key = sub.add_parser('key', help='ingest keys (pk_...)').add_subparsers(dest='action', required=True)
+    p = key.add_parser('create', help='create an ingest key; prints it last')
+    p.add_argument('project', help='project id or slug')
+    add_settings(p)
+    p = key.add_parser('revoke', help='revoke an ingest key')
+    p.add_argument('key')
+    add_settings(p)
+    p = key.add_parser('list', help='list the keys of a project')
+    p.add_argument('project')
+    add_settings(p)
+
+    token = sub.add_parser('token', help='read-API and upload tokens').add_subparsers(dest='action', required=True)
+    p = token.add_parser('create', help='create a token for a user; prints it last (shown once)')
+    p.add_argument('email')
+    p.add_argument('--org', help='organization slug (default: the user\'s first)')
+    p.add_argument('--upload', metavar='PROJECT',
+                   help='an upload token for releases and source maps of PROJECT, not a read token')
+    p.add_argument('--name', default='')
+    add_settings(p)
+    p = token.add_parser('revoke', help='revoke a token (by its value or its shown prefix)')
+    p.add_argument('token')
+    add_settings(p)
+    return parser
+
+
+def settings_from(args):
+    overrides = {name: getattr(args, name, None) for name, *_ in SETTINGS}
+    return Config.from_env(os.environ, **overrides)
+
+
+def open_db(config):
+    db.open_database(config.database_url, synchronous=config.sqlite_synchronous)
+    db.migrate()
+
+
+def find_org(slug=None, *, create=False):
+    if slug is None:
+        org = Organization.select().order_by(Organization.id).first()
+        if org is None and create:
+            org = Organization.create(name='Default', slug='default')
+        if org is None:
+            raise CommandError('no organization yet: create a project or user first')
+        return org
+    org = Organization.get_or_none((Organization.slug == slug) | (Organization.name == slug))
+    if org is None:
+        if not create:
+            raise CommandError(f'no organization {slug!r}')
+        org = Organization.create(name=slug, slug=slugify(slug))
+    return org
+
+
+def find_project(ref):
+    query = Project.select()
+    project = (query.where(Project.id == int(ref)).first() if ref.isdigit()
+               else query.where((Project.slug == ref) | (Project.name == ref)).first())
+    if project is None:
+        raise CommandError(f'no project {ref!r}')
+    return project
+
+
+def unique_slug(org, name):
+    base = slugify(name)
+    slug = base
+    number = 2
+    while Project.select().where(Project.organization == org, Project.slug == slug).exists():
+        slug = f'{base}-{number}'
+        number += 1
+    return slug
+
+
+def cmd_project_create(args):
+    org = find_org(args.org, create=True)
+    project = Project.create(organization=org, name=args.name, slug=unique_slug(org, args.name))
+    key = auth.create_ingest_key(project)
+    print(f'Created project {project.name!r} (id {project.id}, org {org.slug}). Ingest key:')
+    print(key.key)
+
+
+def cmd_project_list(args):
+    for project in Project.select().order_by(Project.id):
+        print(f'{project.id}\t{project.slug}\t{project.name}\t{project.organization.slug}')
+
+
+def cmd_key_create(args):
+    project = find_project(args.project)
+    key = auth.create_ingest_key(project)
+    print(f'Created an ingest key for project {project.name!r}:')
+    print(key.key)
+
+
+def cmd_key_revoke(args):
+    updated = (ProjectKey.update(revoked_at=db.utcnow())
+               .where(ProjectKey.key == args.key, ProjectKey.revoked_at.is_null()).execute())
+    if not updated:
+        raise CommandError(f'no live key {args.key!r}')
+    print(f'Revoked {args.key}')
+
+
+def cmd_key_list(args):
+    project = find_project(args.project)
+    for key in project.keys.order_by(ProjectKey.id):
+        state = f'revoked {key.revoked_at:%Y-%m-%d}' if key.revoked_at else 'active'
+        print(f'{key.key}\t{state}')
+
+
+def cmd_user_create(args):
+    email = args.email.strip().lower()
+    if '@' not in email:
+        raise CommandError(f'{args.email!r} is not an email address')
+    if User.select().where(User.email == email).exists():
+        raise CommandError(f'user {email} exists already')
+    org = find_org(args.org, create=True)
+    user = auth.create_user(email, args.password, is_admin=args.admin)
+    auth.add_member(org, user, 'owner' if args.admin else 'member')
+    print(f'Created user {email} in organization {org.slug}')
+
+
+def cmd_token_create(args):
+    user = User.get_or_none(User.email == args.email.strip().lower())
+    if user is None:
+        raise CommandError(f'no user {args.email!r}: create it with `proliferate user create`')
+    if args.org:
+        org = find_org(args.org)
+    else:
+        membership = user.memberships.order_by(Membership.id).first()
+        if membership is None:
+            raise CommandError(f'{user.email} is in no organization')
+        org = membership.organization
+    if not Membership.select().where(Membership.user == user, Membership.organization == org).exists():
+        raise CommandError(f'{user.email} is not a member of {org.slug}')
+    if args.upload:
+        project = find_project(args.upload)
+        if project.organization_id != org.id:
+            raise CommandError(f'project {args.upload!r} is not in organization {org.slug}')
+        token, _row = auth.create_token(user, org, kind='upload', project=project, name=args.name)
+        print(f'Upload token for project {project.name!r} (shown once):')
+    else:
+        token, _row = auth.create_token(user, org, kind='read', name=args.name)
+        print(f'Read-API token for {user.email} in {org.slug} (shown once):')
+    print(token)
+
+
+def cmd_token_revoke(args):
+    query = ApiToken.update(revoked_at=db.utcnow()).where(ApiToken.revoked_at.is_null())
+    updated = query.where((ApiToken.token_hash == auth.hash_token(args.token))
+                          | (ApiToken.prefix == args.token)).execute()
+    if not updated:
+        raise CommandError('no live token matches')
+    print(f'Revoked {updated} token(s)')
+
+
+COMMANDS = {
+    ('project', 'create'): cmd_project_create,
+    ('project', 'list'): cmd_project_list,
+    ('key', 'create'): cmd_key_create,
+    ('key', 'revoke'): cmd_key_revoke,
+    ('key', 'list'): cmd_key_list,
+    ('user', 'create'): cmd_user_create,
+    ('token', 'create'): cmd_token_create,
+    ('token', 'revoke'): cmd_token_revoke,
+}
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    args = build_parser().parse_args(argv)
+    try:
+        config = settings_from(args)
+    except ValueError as error:
+        print(f'proliferate: {error}', file=sys.stderr)
+        return 2
+    if args.command == 'serve':
+        from proliferate.server import serve
+        return serve(config)
+    try:
+        open_db(config)
+        if args.command == 'migrate':
+            print('Schema up to date:', ', '.join(db.schema_version()))
+            return 0
+        with db.database.connection_context():
+            with db.database.atomic():
+                COMMANDS[args.command, args.action](args)
+    except CommandError as error:
+        print(f'proliferate: {error}', file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,109 @@
+"""Settings: one frozen Config, the SETTINGS table that documents it, and from_env().
+
+Config.from_env() is the only reader of PROLIFERATE_* variables; the CLI maps the same names to flags.
+"""
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _find_dir(name):
+    """templates/ and static/ sit beside the package in a checkout; a wheel installs them under
+    <prefix>/share/proliferate (setup.cfg data_files)."""
+    here = ROOT / name
+    if here.is_dir():
+        return here
+    return Path(sys.prefix) / 'share' / 'proliferate' / name
+
+
+# (name, type, default, help). The README documents every row (tests/test_docs.py checks it).
+SETTINGS = (
+    ('host', str, '127.0.0.1', 'Address to listen on.'),
+    ('port', int, 8000, 'Port to listen on.'),
+    ('database_url', str, 'sqlite:///proliferate.db',
+     'Peewee database URL: sqlite:///relative.db, sqlite:////absolute/path.db or postgresql://...'),
+    ('base_url', str, '', 'Public URL of this server, used in links in emails and snippets.'),
+    ('threads', int, 16, 'Waitress worker threads (each waits for its events to be committed).'),
+    ('connection_limit', int, 1000, 'Waitress: most connections open at once.'),
+    ('channel_timeout', int, 60, 'Waitress: seconds before an idle connection is closed.'),
+    ('sqlite_synchronous', str, 'FULL',
+     'SQLite synchronous pragma: FULL survives power loss (group commit makes it cheap), NORMAL only crashes.'),
+    ('writer_queue_size', int, 20000, 'Events that may wait for the writer; beyond it ingest answers 429.'),
+    ('writer_batch_size', int, 1000, 'Most events the writer commits in one transaction.'),
+    ('max_event_bytes', int, 1024 * 1024, 'Largest body of POST /api/v1/errors (after gunzip).'),
+    ('max_batch_bytes', int, 10 * 1024 * 1024, 'Largest body of POST /api/v1/errors/batch (after gunzip).'),
+    ('max_batch_events', int, 100, 'Most events in one batch request.'),
+    ('rate_limit_per_minute', int, 0,
+     'Default events per minute per project (0 = no limit); a project may set its own.'),
+    ('key_cache_seconds', float, 2.0,
+     'How long a looked-up ingest key is trusted before it is read again (revocation delay).'),
+    ('templates_dir', Path, None, 'Directory of the Jinja2 templates (default: the bundled ones).'),
+    ('static_dir', Path, None, 'Directory of the static files (default: the bundled ones).'),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = '127.0.0.1'
+    port: int = 8000
+    database_url: str = 'sqlite:///proliferate.db'
+    base_url: str = ''
+    threads: int = 16
+    connection_limit: int = 1000
+    channel_timeout: int = 60
+    sqlite_synchronous: str = 'FULL'
+    writer_queue_size: int = 20000
+    writer_batch_size: int = 1000
+    max_event_bytes: int = 1024 * 1024
+    max_batch_bytes: int = 10 * 1024 * 1024
+    max_batch_events: int = 100
+    rate_limit_per_minute: int = 0
+    key_cache_seconds: float = 2.0
+    templates_dir: Path = dataclasses.field(default_factory=lambda: _find_dir('templates'))
+    static_dir: Path = dataclasses.field(default_factory=lambda: _find_dir('static'))
+
+    def __post_init__(self):
+        validate(self)
+
+    @classmethod
+    def from_env(cls, environ, **overrides):
+        """Settings from PROLIFERATE_<NAME> variables; overrides (CLI flags) win."""
+        values = {}
+        for name, kind, _default, _help in SETTINGS:
+            raw = environ.get('PROLIFERATE_' + name.upper())
+            if raw is not None and raw != '':
+                values[name] = parse_value(name, kind, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def parse_value(name, kind, raw):
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f'PROLIFERATE_{name.upper()}: expected {kind.__name__}, got {raw!r}')
+
+
+def validate(config):
+    url = config.database_url
+    if url.startswith('sqlite:'):
+        # db_url turns 'sqlite://' + '' or ':memory:' into an in-memory database: every
+        # connection would see its own empty database and acknowledged events would vanish.
+        path = url[len('sqlite://'):] if url.startswith('sqlite://') else ''
+        if path in ('', '/', '/:memory:') or ':memory:' in url:
+            raise ValueError(
+                f'database_url {url!r} is an in-memory database; use sqlite:///file.db '
+                '(relative) or sqlite:////absolute/file.db')
+    elif not url.startswith(('postgres://', 'postgresql://', 'postgresext://', 'postgresqlext://')):
+        raise ValueError(f'database_url {url!r}: only sqlite:// and postgresql:// are supported')
+    if config.sqlite_synchronous.upper() not in ('OFF', 'NORMAL', 'FULL', 'EXTRA'):
+        raise ValueError('sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA')
+    if not 1 <= config.max_batch_events <= 10000:
+        raise ValueError('max_batch_events must be between 1 and 10000')
+    for name in ('threads', 'writer_queue_size', 'writer_batch_size'):
+        if getattr(config, name) < 1:
+            raise ValueError(f'{name} must be at least 1')

@@ -1,0 +1,368 @@
+"""The ingest resources: body limits, gzip, key auth, rate limits, grouping, and handing events to
+the writer; 202 only after the writer's commit.
+
+Request threads do the CPU work (parsing, grouping, compression) so the writer's transaction
+stays short. Ingest routes open no database connection unless a key is not cached.
+"""
+
+import logging
+import threading
+import time
+import zlib
+
+import falcon
+import orjson
+
+from proliferate import grouping
+from proliferate.db import database
+from proliferate.models import Project
+from proliferate.models import ProjectKey
+from proliferate.normalize import ValidationError
+from proliferate.normalize import normalize_event
+from proliferate.payload import encode_event
+from proliferate.useragent import parse_user_agent
+from proliferate.writer import QueueFull
+from proliferate.writer import WriterStopped
+
+log = logging.getLogger(__name__)
+
+INVALID_KEY = 'Invalid API key'
+MISSING_KEY = 'Missing API key: send api_key in the body or an X-API-Key header'
+# The 0.1.0 Python SDK announces itself with this message on start-up: a connection check, not
+# an error, so it is acknowledged and counted but opens no issue.
+SDK_INIT_MESSAGE = 'proliferate-sdk-init'
+JSON_TYPES = ('application/json', 'text/plain', '')
+COMMIT_TIMEOUT = 30
+
+CORS_HEADERS = {
+    'Access-Control-Allow-Origin': '*',
+    'Access-Control-Allow-Methods': 'POST, OPTIONS',
+    'Access-Control-Allow-Headers': 'Content-Type, Content-Encoding, X-API-Key',
+    'Access-Control-Expose-Headers':
+        'Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset',
+    'Access-Control-Max-Age': '86400',
+}
+
+
+class KeyCache:
+    """pk_ key -> (project_id, rate limit per minute), trusted for ttl seconds. Misses are cached
+    too, so a flood with a bad key costs one query per ttl."""
+
+    def __init__(self, ttl, clock=time.monotonic):
+        self.ttl = ttl
+        self.clock = clock
+        self._entries = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, key):
+        now = self.clock()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        value = self._load(key)
+        with self._lock:
+            if len(self._entries) > 10000:
+                self._entries.clear()
+            self._entries[key] = (now + self.ttl, value)
+        return value
+
+    def forget(self, key=None):
+        with self._lock:
+            if key is None:
+                self._entries.clear()
+            else:
+                self._entries.pop(key, None)
+
+    def _load(self, key):
+        if not isinstance(key, str) or not key or len(key) > 200:
+            return None
+        with database.connection_context():
+            row = (ProjectKey.select(ProjectKey.project, Project.rate_limit_per_minute)
+                   .join(Project)
+                   .where(ProjectKey.key == key, ProjectKey.revoked_at.is_null())
+                   .tuples().first())
+        return row
+
+
+class RateLimiter:
+    """A token bucket per project: capacity = the per-minute limit, refilled continuously."""
+
+    def __init__(self, default_per_minute, clock=time.monotonic):
+        self.default = default_per_minute
+        self.clock = clock
+        self._buckets = {}
+        self._lock = threading.Lock()
+
+    def limit_for(self, project_limit):
+        return self.default if project_limit is None else project_limit
+
+    def take(self, project_id, project_limit, wanted):
+        """-> (granted, limit, remaining, seconds until one more token); limit 0 = unlimited."""
+        limit = self.limit_for(project_limit)
+        if not limit:
+            return wanted, 0, 0, 0
+        rate = limit / 60.0
+        now = self.clock()
+        with self._lock:
+            tokens, stamp = self._buckets.get(project_id, (float(limit), now))
+            tokens = min(float(limit), tokens + (now - stamp) * rate)
+            granted = min(wanted, int(tokens))
+            tokens -= granted
+            self._buckets[project_id] = (tokens, now)
+        wait = 0 if tokens >= 1 else (1 - tokens) / rate
+        return granted, limit, int(tokens), wait
+
+
+def read_body(req, limit):
+    """The request body, gunzipped, at most limit bytes; 413 beyond it."""
+    length = req.content_length
+    if length is not None and length > limit:
+        raise falcon.HTTPContentTooLarge(description=f'body is {length} bytes; at most {limit} are accepted')
+    body = req.bounded_stream.read(limit + 1)
+    if len(body) > limit:
+        raise falcon.HTTPContentTooLarge(description=f'body is over {limit} bytes')
+    encoding = (req.get_header('Content-Encoding') or '').strip().lower()
+    if encoding in ('', 'identity'):
+        return body
+    if encoding not in ('gzip', 'deflate'):
+        raise falcon.HTTPUnsupportedMediaType(description=f'Content-Encoding {encoding!r} is not supported (gzip, deflate)')
+    wbits = 16 + zlib.MAX_WBITS if encoding == 'gzip' else zlib.MAX_WBITS
+    try:
+        inflater = zlib.decompressobj(wbits)
+        # max_length bounds the output: a small gzip bomb cannot grow past the limit.
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as error:
+        raise falcon.HTTPBadRequest(description=f'body is not valid {encoding}: {error}')
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise falcon.HTTPContentTooLarge(description=f'decompressed body is over {limit} bytes')
+    return data
+
+
+def parse_json(req, limit):
+    content_type = (req.content_type or '').split(';')[0].strip().lower()
+    if content_type not in JSON_TYPES and not content_type.endswith('+json'):
+        raise falcon.HTTPUnsupportedMediaType(
+            description=f'Content-Type {content_type!r} is not accepted; send application/json')
+    body = read_body(req, limit)
+    if not body.strip():
+        raise falcon.HTTPBadRequest(description='body is empty; send a JSON event')
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise falcon.HTTPBadRequest(description=f'body is not valid JSON: {error}')
+
+
+def prepare(event, project_id, timestamp, received_at):
+    """The normalised event -> what the writer stores (grouping done here, off the writer)."""
+    exception = event['exception'] or {}
+    parsed = grouping.parse_stack(exception.get('stack'))
+    if event['type'] == 'exception':
+        exc_type = exception.get('type') or parsed['exception_type'] or 'Error'
+        message = exception.get('message') or parsed['message']
+    else:
+        exc_type = None
+        message = event['message']
+    frames = parsed['frames']
+    user = event['user'] or {}
+    account = event['account'] or {}
+    user_key = user.get('id') or user.get('email')
+    tags = []
+    for key in ('environment', 'release'):
+        if event[key]:
+            tags.append((key, event[key]))
+    if event['user_agent']:
+        browser, system = parse_user_agent(event['user_agent'])
+        if browser:
+            tags.append(('browser', browser))
+        if system:
+            tags.append(('os', system))
+    if event['url']:
+        tags.append(('url', event['url'].split('?', 1)[0].split('#', 1)[0][:200]))
+    item = {
+        'project_id': project_id,
+        'event_id': event['event_id'],
+        'timestamp': timestamp,
+        'received_at': received_at,
+        'type': exc_type or '',
+        'level': event['level'],
+        'release': event['release'],
+        'environment': event['environment'],
+        'message': message,
+        'event_type': event['type'],
+        'frames': frames,
+        'user': (user_key, user.get('id'), user.get('email')) if user_key else None,
+        'account': (account['id'], account.get('name')) if account.get('id') else None,
+        'tags': tags,
+        'event': event,
+    }
+    regroup(item)
+    return item
+
+
+def regroup(item):
+    """Fingerprint, title and culprit from the item's (possibly source-mapped) frames, and the
+    stored payload. Called again by the source-map resolver after it rewrote the frames."""
+    frames = item['frames']
+    item['fingerprint'] = grouping.compute_fingerprint(
+        event_type=item['event_type'], exception_type=item['type'] or None,
+        message=item['message'], frames=frames)
+    item['title'] = grouping.get_title(item['event_type'], item['type'] or None, item['message'])
+    item['culprit'] = grouping.get_culprit(frames)
+    item['data'] = encode_event(item['event'])
+
+
+def json_response(resp, status, body, headers=None):
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = orjson.dumps(body)
+    if headers:
+        resp.set_headers(headers)
+
+
+class Ingest:
+    """What both ingest resources share: collaborators, auth, limits and the writer hand-off."""
+
+    def __init__(self, writer, config, keys, limiter, drops, clock):
+        self.writer = writer
+        self.config = config
+        self.keys = keys
+        self.limiter = limiter
+        self.drops = drops
+        self.clock = clock
+
+    def on_options(self, req, resp):
+        resp.status = falcon.HTTP_204
+        resp.set_headers(CORS_HEADERS)
+
+    def commit(self, items):
+        """Hand items to the writer and wait for their commit -> statuses."""
+        try:
+            ticket = self.writer.submit(items)
+        except QueueFull as error:
+            for item in items:
+                self.drops.add(item['project_id'], 'backpressure')
+            raise falcon.HTTPTooManyRequests(
+                description=f'the server is busy ({error}); retry later',
+                headers={'Retry-After': '1'})
+        except WriterStopped:
+            raise falcon.HTTPServiceUnavailable(description='the server is shutting down; retry',
+                                                headers={'Retry-After': '5'})
+        try:
+            return ticket.wait(COMMIT_TIMEOUT)
+        except (TimeoutError, RuntimeError) as error:
+            raise falcon.HTTPServiceUnavailable(
+                description=f'the event was not stored ({error}); retry it',
+                headers={'Retry-After': '5'})
+
+    def authenticate(self, api_key):
+        if not api_key:
+            return None, MISSING_KEY
+        found = self.keys.lookup(api_key)
+        if found is None:
+            return None, INVALID_KEY
+        return found, None
+
+
+def rate_headers(limit, remaining, wait):
+    if not limit:
+        return {}
+    return {
+        'X-RateLimit-Limit': str(limit),
+        'X-RateLimit-Remaining': str(max(0, remaining)),
+        'X-RateLimit-Reset': str(max(1, int(wait + 0.999))),
+    }
+
+
+class Errors(Ingest):
+    """POST /api/v1/errors: one event."""
+
+    def on_post(self, req, resp):
+        resp.set_headers(CORS_HEADERS)
+        payload = parse_json(req, self.config.max_event_bytes)
+        received_at = self.clock()
+        header_key = req.get_header('X-API-Key')
+        try:
+            api_key, timestamp, event = normalize_event(
+                payload, received_at=received_at, header_key=header_key)
+        except ValidationError as error:
+            # Count the refusal against the project when the key is good.
+            key = payload.get('api_key') if isinstance(payload, dict) else None
+            found = self.keys.lookup(key or header_key) if (key or header_key) else None
+            if found:
+                self.drops.add(found[0], 'invalid')
+            raise falcon.HTTPBadRequest(description=str(error))
+        found, problem = self.authenticate(api_key)
+        if found is None:
+            raise falcon.HTTPUnauthorized(description=problem)
+        project_id, project_limit = found
+        granted, limit, remaining, wait = self.limiter.take(project_id, project_limit, 1)
+        headers = rate_headers(limit, remaining, wait)
+        if not granted:
+            self.drops.add(project_id, 'rate_limited')
+            raise falcon.HTTPTooManyRequests(
+                description=f'rate limit of {limit} events per minute for this project reached',
+                headers={**headers, 'Retry-After': str(max(1, int(wait + 0.999)))})
+        if event['type'] == 'message' and event['message'] == SDK_INIT_MESSAGE:
+            self.drops.add(project_id, 'sdk_init')
+            json_response(resp, falcon.HTTP_202, {'event_id': event['event_id']}, headers)
+            return
+        item = prepare(event, project_id, timestamp, received_at)
+        self.commit([item])
+        json_response(resp, falcon.HTTP_202, {'event_id': event['event_id']}, headers)
+
+
+class ErrorBatch(Ingest):
+    """POST /api/v1/errors/batch: a JSON array of events, each accepted or rejected on its own."""
+
+    def on_post(self, req, resp):
+        resp.set_headers(CORS_HEADERS)
+        payload = parse_json(req, self.config.max_batch_bytes)
+        if not isinstance(payload, list):
+            raise falcon.HTTPBadRequest(description='body must be a JSON array of events')
+        most = self.config.max_batch_events
+        if len(payload) > most:
+            raise falcon.HTTPBadRequest(
+                description=f'batch has {len(payload)} events; at most {most} are accepted per request')
+        received_at = self.clock()
+        header_key = req.get_header('X-API-Key')
+        results = []
+        accepted = []  # (result index, item)
+        per_project = {}
+        for index, raw in enumerate(payload):
+            event_id = raw.get('event_id') if isinstance(raw, dict) else None
+            result = {'event_id': event_id if isinstance(event_id, str) else None, 'status': 'ok'}
+            results.append(result)
+            try:
+                api_key, timestamp, event = normalize_event(
+                    raw, received_at=received_at, header_key=header_key)
+            except ValidationError as error:
+                result.update(status='rejected', reason=str(error))
+                continue
+            found, problem = self.authenticate(api_key)
+            if found is None:
+                result.update(status='rejected', reason=problem)
+                continue
+            project_id = found[0]
+            if event['type'] == 'message' and event['message'] == SDK_INIT_MESSAGE:
+                self.drops.add(project_id, 'sdk_init')
+                continue
+            per_project.setdefault(project_id, (found[1], []))[1].append(
+                (index, event, timestamp))
+        headers = {}
+        for project_id, (project_limit, events) in per_project.items():
+            granted, limit, remaining, wait = self.limiter.take(project_id, project_limit, len(events))
+            headers = rate_headers(limit, remaining, wait) or headers
+            for position, (index, event, timestamp) in enumerate(events):
+                if position >= granted:
+                    results[index].update(status='rate_limited',
+                                          reason=f'rate limit of {limit} events per minute reached')
+                    self.drops.add(project_id, 'rate_limited')
+                    continue
+                accepted.append((index, prepare(event, project_id, timestamp, received_at)))
+        if accepted:
+            statuses = self.commit([item for _index, item in accepted])
+            for (index, _item), status in zip(accepted, statuses):
+                results[index]['status'] = status
+        if any(r['status'] == 'rate_limited' for r in results):
+            headers = {**headers, 'Retry-After': headers.get('X-RateLimit-Reset', '1')}
+        json_response(resp, falcon.HTTP_202, {'processed': len(results), 'results': results}, headers)

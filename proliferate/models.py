@@ -1,0 +1,232 @@
+"""Peewee models: the schema as the application sees it. No HTTP, no grouping.
+
+The tables are created and changed only by proliferate/migrations/ (a model change and its
+migration land together).
+"""
+
+import peewee
+
+from proliferate.db import database
+from proliferate.db import utcnow
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Organization(BaseModel):
+    name = peewee.CharField()
+    slug = peewee.CharField(unique=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+
+class User(BaseModel):
+    email = peewee.CharField(unique=True)
+    name = peewee.CharField(default='')
+    password_hash = peewee.CharField(null=True)
+    is_admin = peewee.BooleanField(default=False)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+
+class Membership(BaseModel):
+    organization = peewee.ForeignKeyField(Organization, backref='memberships', on_delete='CASCADE')
+    user = peewee.ForeignKeyField(User, backref='memberships', on_delete='CASCADE')
+    role = peewee.CharField(default='member')  # owner | admin | member
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((('organization', 'user'), True),)
+
+
+class Project(BaseModel):
+    organization = peewee.ForeignKeyField(Organization, backref='projects', on_delete='CASCADE')
+    name = peewee.CharField()
+    slug = peewee.CharField()
+    # None: the server's default (rate_limit_per_minute setting); 0: no limit.
+    rate_limit_per_minute = peewee.IntegerField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((('organization', 'slug'), True),)
+
+
+class ProjectKey(BaseModel):
+    """Public ingest key (pk_...): it ships inside browsers, so it is stored as is."""
+    project = peewee.ForeignKeyField(Project, backref='keys', on_delete='CASCADE')
+    key = peewee.CharField(unique=True)
+    label = peewee.CharField(default='')
+    created_at = peewee.DateTimeField(default=utcnow)
+    revoked_at = peewee.DateTimeField(null=True)
+
+
+class ApiToken(BaseModel):
+    """A secret bearer token: only its SHA-256 is stored; the token is shown once."""
+    user = peewee.ForeignKeyField(User, backref='tokens', on_delete='CASCADE')
+    organization = peewee.ForeignKeyField(Organization, on_delete='CASCADE')
+    # read: the JSON read API of the organization; upload: releases and source maps of one project.
+    kind = peewee.CharField(default='read')
+    project = peewee.ForeignKeyField(Project, null=True, on_delete='CASCADE')
+    token_hash = peewee.CharField(unique=True)
+    prefix = peewee.CharField()
+    name = peewee.CharField(default='')
+    created_at = peewee.DateTimeField(default=utcnow)
+    last_used_at = peewee.DateTimeField(null=True)
+    revoked_at = peewee.DateTimeField(null=True)
+
+
+class Issue(BaseModel):
+    project = peewee.ForeignKeyField(Project, backref='issues', on_delete='CASCADE')
+    fingerprint = peewee.CharField()
+    type = peewee.CharField(default='')
+    title = peewee.CharField()
+    culprit = peewee.CharField(default='')
+    level = peewee.CharField(default='error')
+    status = peewee.CharField(default='unresolved')  # unresolved | resolved | ignored
+    first_seen = peewee.DateTimeField()
+    last_seen = peewee.DateTimeField()
+    first_release = peewee.CharField(null=True)
+    last_release = peewee.CharField(null=True)
+    event_count = peewee.IntegerField(default=0)
+    user_count = peewee.IntegerField(default=0)
+    account_count = peewee.IntegerField(default=0)
+    is_regressed = peewee.BooleanField(default=False)
+    regressed_at = peewee.DateTimeField(null=True)
+    regressed_release = peewee.CharField(null=True)
+    resolved_at = peewee.DateTimeField(null=True)
+    last_event = peewee.BigIntegerField(null=True)  # Event.id of the newest event
+
+    class Meta:
+        indexes = (
+            (('project', 'fingerprint'), True),
+            (('project', 'status', 'last_seen'), False),
+        )
+
+
+class Event(BaseModel):
+    """One stored event. data is the normalised event as zlib-compressed JSON; the columns
+    beside it are the few that queries filter on."""
+    id = peewee.BigAutoField()
+    project = peewee.ForeignKeyField(Project, on_delete='CASCADE', index=False)
+    issue = peewee.ForeignKeyField(Issue, on_delete='CASCADE', index=False)
+    event_id = peewee.CharField()
+    timestamp = peewee.DateTimeField()
+    received_at = peewee.DateTimeField()
+    data = peewee.BlobField()
+
+    class Meta:
+        indexes = (
+            (('project', 'event_id'), True),
+            (('issue', 'id'), False),
+        )
+
+
+class IssueUser(BaseModel):
+    """Affected users of an issue: keyed by user id, or email when no id was sent."""
+    issue = peewee.ForeignKeyField(Issue, on_delete='CASCADE', index=False)
+    user_key = peewee.CharField()
+    user_id = peewee.CharField(null=True)
+    email = peewee.CharField(null=True)
+    event_count = peewee.IntegerField(default=0)
+    first_seen = peewee.DateTimeField()
+    last_seen = peewee.DateTimeField()
+
+    class Meta:
+        indexes = ((('issue', 'user_key'), True),)
+
+
+class IssueAccount(BaseModel):
+    issue = peewee.ForeignKeyField(Issue, on_delete='CASCADE', index=False)
+    account_id = peewee.CharField()
+    name = peewee.CharField(null=True)
+    event_count = peewee.IntegerField(default=0)
+    first_seen = peewee.DateTimeField()
+    last_seen = peewee.DateTimeField()
+
+    class Meta:
+        indexes = ((('issue', 'account_id'), True),)
+
+
+class IssueHourly(BaseModel):
+    issue = peewee.ForeignKeyField(Issue, on_delete='CASCADE', index=False)
+    hour = peewee.DateTimeField()
+    event_count = peewee.IntegerField(default=0)
+
+    class Meta:
+        indexes = ((('issue', 'hour'), True),)
+
+
+class IssueTag(BaseModel):
+    """Per-issue distributions (environment, release, browser, os, url) kept by the writer, so
+    pages and filters never count events at read time."""
+    issue = peewee.ForeignKeyField(Issue, on_delete='CASCADE', index=False)
+    key = peewee.CharField()
+    value = peewee.CharField()
+    event_count = peewee.IntegerField(default=0)
+    first_seen = peewee.DateTimeField()
+    last_seen = peewee.DateTimeField()
+
+    class Meta:
+        indexes = (
+            (('issue', 'key', 'value'), True),
+            (('key', 'value'), False),
+        )
+
+
+class IssueActivity(BaseModel):
+    issue = peewee.ForeignKeyField(Issue, backref='activity', on_delete='CASCADE')
+    kind = peewee.CharField()  # created | resolved | ignored | reopened | regressed
+    user = peewee.ForeignKeyField(User, null=True, on_delete='SET NULL')
+    release = peewee.CharField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+
+class Release(BaseModel):
+    project = peewee.ForeignKeyField(Project, backref='releases', on_delete='CASCADE')
+    version = peewee.CharField()
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((('project', 'version'), True),)
+
+
+class SourceMap(BaseModel):
+    release = peewee.ForeignKeyField(Release, backref='sourcemaps', on_delete='CASCADE')
+    url = peewee.CharField()  # the minified file's URL, or ~/path for any host
+    map_data = peewee.BlobField()
+    minified_data = peewee.BlobField(null=True)
+    size = peewee.IntegerField(default=0)
+    sha256 = peewee.CharField()
+    resolved_count = peewee.IntegerField(default=0)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((('release', 'url'), True),)
+
+
+class Outbox(BaseModel):
+    """What happened (new issue, regression, spike), recorded in the writer's transaction and
+    sent later by the scheduler."""
+    kind = peewee.CharField()
+    project = peewee.ForeignKeyField(Project, on_delete='CASCADE')
+    issue = peewee.ForeignKeyField(Issue, null=True, on_delete='CASCADE')
+    data = peewee.TextField(default='{}')
+    created_at = peewee.DateTimeField(default=utcnow)
+    processed_at = peewee.DateTimeField(null=True, index=True)
+
+
+class DroppedCount(BaseModel):
+    """Events refused per project and reason (rate_limited, too_large, invalid, duplicate)."""
+    project = peewee.ForeignKeyField(Project, on_delete='CASCADE', index=False)
+    reason = peewee.CharField()
+    count = peewee.BigIntegerField(default=0)
+
+    class Meta:
+        indexes = ((('project', 'reason'), True),)
+
+
+ALL_MODELS = (
+    Organization, User, Membership, Project, ProjectKey, ApiToken, Issue, Event, IssueUser,
+    IssueAccount, IssueHourly, IssueTag, IssueActivity, Release, SourceMap, Outbox, DroppedCount,
+)

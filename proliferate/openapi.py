@@ -1,0 +1,180 @@
+"""The OpenAPI 3.0 document of every JSON route, served at /api/openapi.json."""
+
+import falcon
+import orjson
+
+from proliferate import __version__
+
+
+def _ref(name):
+    return {'$ref': f'#/components/schemas/{name}'}
+
+
+def _json(schema, description='OK'):
+    return {'description': description, 'content': {'application/json': {'schema': schema}}}
+
+
+ERROR = _json(_ref('Error'), 'Error')
+NULLABLE_STRING = {'type': 'string', 'nullable': True}
+
+EVENT = {
+    'type': 'object',
+    'description': 'An error event: the documented shape. The Python SDK 0.1.1+/0.2.x shape '
+                   '(exception.value/stacktrace, context.user, context.tags, X-API-Key) is accepted too.',
+    'required': ['event_id', 'timestamp'],
+    'properties': {
+        'api_key': {'type': 'string', 'description': 'Project ingest key (pk_...); or X-API-Key header'},
+        'event_id': {'type': 'string', 'maxLength': 200},
+        'timestamp': {'type': 'string', 'description': 'ISO 8601'},
+        'type': {'type': 'string', 'enum': ['exception', 'message']},
+        'level': {'type': 'string', 'enum': ['error', 'warning', 'info'], 'default': 'error'},
+        'environment': NULLABLE_STRING, 'release': NULLABLE_STRING, 'url': NULLABLE_STRING,
+        'user_agent': NULLABLE_STRING, 'message': NULLABLE_STRING,
+        'session_id': NULLABLE_STRING, 'window_id': NULLABLE_STRING,
+        'exception': {'type': 'object', 'nullable': True, 'properties': {
+            'type': NULLABLE_STRING, 'message': NULLABLE_STRING, 'stack': NULLABLE_STRING}},
+        'user': {'type': 'object', 'nullable': True},
+        'account': {'type': 'object', 'nullable': True},
+        'breadcrumbs': {'type': 'array', 'nullable': True, 'items': {'type': 'object'}},
+        'extra': {'type': 'object', 'nullable': True},
+    },
+}
+
+ISSUE = {
+    'type': 'object',
+    'required': ['id', 'fingerprint', 'type', 'title', 'culprit', 'level', 'status', 'event_count',
+                 'user_count', 'account_count', 'first_seen', 'last_seen'],
+    'properties': {
+        'id': {'type': 'integer'}, 'project_id': {'type': 'integer'},
+        'fingerprint': {'type': 'string'}, 'type': {'type': 'string'},
+        'title': {'type': 'string'}, 'culprit': {'type': 'string'},
+        'level': {'type': 'string'},
+        'status': {'type': 'string', 'enum': ['unresolved', 'resolved', 'ignored']},
+        'event_count': {'type': 'integer'}, 'user_count': {'type': 'integer'},
+        'account_count': {'type': 'integer'},
+        'first_seen': {'type': 'string'}, 'last_seen': {'type': 'string'},
+        'first_release': NULLABLE_STRING, 'last_release': NULLABLE_STRING,
+        'is_regressed': {'type': 'boolean'}, 'regressed_release': NULLABLE_STRING,
+        'regressed_at': NULLABLE_STRING, 'resolved_at': NULLABLE_STRING,
+        'tags': {'type': 'object'},
+    },
+}
+
+PROJECT = {
+    'type': 'object', 'required': ['id', 'name', 'slug', 'org'],
+    'properties': {'id': {'type': 'integer'}, 'name': {'type': 'string'},
+                   'slug': {'type': 'string'}, 'org': {'type': 'string'},
+                   'created_at': {'type': 'string'},
+                   'dropped': {'type': 'object', 'additionalProperties': {'type': 'integer'}},
+                   'rate_limit_per_minute': {'type': 'integer', 'nullable': True}},
+}
+
+BEARER = [{'bearer': []}]
+ID = {'type': 'integer'}
+
+
+def _param(name, where='query', schema=None, required=False):
+    return {'name': name, 'in': where, 'required': required or where == 'path',
+            'schema': schema or {'type': 'string'}}
+
+
+def _get(summary, schema, params=(), errors=(401, 404)):
+    responses = {'200': _json(schema)}
+    responses.update({str(code): ERROR for code in errors})
+    return {'get': {'summary': summary, 'security': BEARER, 'parameters': list(params),
+                    'responses': responses}}
+
+
+def _ingest(summary, body, ok):
+    return {'post': {
+        'summary': summary, 'security': [],
+        'requestBody': {'required': True, 'content': {
+            'application/json': {'schema': body}, 'text/plain': {'schema': {'type': 'string'}}}},
+        'responses': {'202': _json(ok, 'Accepted (committed)'), '400': ERROR, '401': ERROR,
+                      '413': ERROR, '415': ERROR, '429': ERROR, '503': ERROR},
+    }}
+
+
+BATCH_OK = {'type': 'object', 'required': ['processed', 'results'], 'properties': {
+    'processed': {'type': 'integer'},
+    'results': {'type': 'array', 'items': {'type': 'object', 'properties': {
+        'event_id': NULLABLE_STRING,
+        'status': {'type': 'string', 'enum': ['ok', 'rejected', 'duplicate', 'rate_limited']},
+        'reason': {'type': 'string'}}}}}}
+
+ISSUE_PARAMS = [
+    _param('status', schema={'type': 'string', 'enum': ['unresolved', 'resolved', 'ignored', 'all']}),
+    _param('environment'), _param('release'),
+    _param('level', schema={'type': 'string', 'enum': ['error', 'warning', 'info']}),
+    _param('query'),
+    _param('sort', schema={'type': 'string', 'enum': ['last_seen', 'first_seen', 'events', 'users', 'accounts']}),
+    _param('cursor'), _param('limit', schema={'type': 'integer', 'minimum': 1, 'maximum': 100}),
+]
+PAGE = [_param('cursor'), _param('limit', schema={'type': 'integer', 'minimum': 1, 'maximum': 100})]
+
+
+def build_document():
+    paths = {
+        '/api/v1/errors': _ingest('Ingest one event', _ref('Event'), {
+            'type': 'object', 'required': ['event_id'], 'properties': {'event_id': {'type': 'string'}}}),
+        '/api/v1/errors/batch': _ingest('Ingest up to 100 events', {
+            'type': 'array', 'maxItems': 100, 'items': _ref('Event')}, BATCH_OK),
+        '/healthz': {'get': {'summary': 'Health', 'security': [],
+                             'responses': {'200': _json({'type': 'object'})}}},
+        '/api/v1/projects': _get('Projects of the token\'s organization', {
+            'type': 'object', 'properties': {'projects': {'type': 'array', 'items': _ref('Project')}}},
+            errors=(401,)),
+        '/api/v1/projects/{project_id}': _get('A project with its dropped-event counts', _ref('Project'),
+                                              [_param('project_id', 'path', ID)]),
+        '/api/v1/projects/{project_id}/issues': _get('Issues of a project', {
+            'type': 'object', 'properties': {
+                'issues': {'type': 'array', 'items': _ref('Issue')},
+                'next': NULLABLE_STRING}}, [_param('project_id', 'path', ID)] + ISSUE_PARAMS,
+            errors=(400, 401, 404)),
+        '/api/v1/projects/{project_id}/events/{event_id}': _get(
+            'An event by its event_id', {'type': 'object'},
+            [_param('project_id', 'path', ID), _param('event_id', 'path')]),
+        '/api/v1/issues/{issue_id}': {
+            **_get('An issue with its tag distributions', _ref('Issue'), [_param('issue_id', 'path', ID)]),
+            'patch': {'summary': 'Change an issue\'s status', 'security': BEARER,
+                      'parameters': [_param('issue_id', 'path', ID)],
+                      'requestBody': {'required': True, 'content': {'application/json': {'schema': {
+                          'type': 'object', 'required': ['status'], 'properties': {'status': {
+                              'type': 'string', 'enum': ['unresolved', 'resolved', 'ignored']}}}}}},
+                      'responses': {'200': _json(_ref('Issue')), '400': ERROR, '401': ERROR,
+                                    '404': ERROR}}},
+        '/api/v1/issues/{issue_id}/events': _get('Events of an issue, newest first', {
+            'type': 'object', 'properties': {'events': {'type': 'array', 'items': {'type': 'object'}},
+                                             'next': NULLABLE_STRING}},
+            [_param('issue_id', 'path', ID)] + PAGE, errors=(400, 401, 404)),
+        '/api/v1/issues/{issue_id}/users': _get('Affected users', {
+            'type': 'object', 'properties': {'users': {'type': 'array', 'items': {'type': 'object'}}}},
+            [_param('issue_id', 'path', ID), _param('limit', schema={'type': 'integer', 'minimum': 1, 'maximum': 1000})],
+            errors=(400, 401, 404)),
+        '/api/v1/issues/{issue_id}/accounts': _get('Affected accounts', {
+            'type': 'object', 'properties': {'accounts': {'type': 'array', 'items': {'type': 'object'}}}},
+            [_param('issue_id', 'path', ID), _param('limit', schema={'type': 'integer', 'minimum': 1, 'maximum': 1000})],
+            errors=(400, 401, 404)),
+    }
+    return {
+        'openapi': '3.0.3',
+        'info': {'title': 'Proliferate', 'version': __version__},
+        'paths': paths,
+        'components': {
+            'securitySchemes': {'bearer': {'type': 'http', 'scheme': 'bearer'}},
+            'schemas': {
+                'Error': {'type': 'object', 'required': ['detail'],
+                          'properties': {'detail': {'type': 'string'}}},
+                'Event': EVENT, 'Issue': ISSUE, 'Project': PROJECT,
+            },
+        },
+    }
+
+
+class OpenAPI:
+    def __init__(self):
+        self.body = orjson.dumps(build_document())
+
+    def on_get(self, req, resp):
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = self.body

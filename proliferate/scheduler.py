@@ -1,0 +1,15 @@
+"""build_scheduler(): the APScheduler BackgroundScheduler with every job added, not started.
+Only server.serve() starts it."""
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from proliferate import jobs
+
+JOB_DEFAULTS = {'coalesce': True, 'max_instances': 1, 'misfire_grace_time': 60}
+
+
+def build_scheduler(config, *, writer=None):
+    scheduler = BackgroundScheduler(timezone='UTC', job_defaults=JOB_DEFAULTS)
+    scheduler.add_job(jobs.checkpoint_wal, 'interval', minutes=5, id='checkpoint_wal',
+                      replace_existing=True)
+    return scheduler

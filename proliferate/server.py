@@ -1,0 +1,74 @@
+"""serve(config): open the database, migrate, start the writer and the scheduler, run Waitress,
+and stop in order (listener, in-flight requests, scheduler, writer drain, database).
+"""
+
+import logging
+import signal
+import threading
+
+import waitress
+
+from proliferate import db
+from proliferate.app import create_app
+from proliferate.digest import Digest
+from proliferate.digest import DropCounter
+from proliferate.writer import Writer
+
+log = logging.getLogger(__name__)
+
+
+def build_services(config, clock=db.utcnow):
+    """The database, migrated, and a started writer: what serve() and the tests share."""
+    db.open_database(config.database_url, synchronous=config.sqlite_synchronous)
+    db.migrate()
+    drops = DropCounter()
+    digest = Digest(clock=clock, drops=drops)
+    writer = Writer(digest, queue_size=config.writer_queue_size,
+                    batch_size=config.writer_batch_size).start()
+    return writer, drops, digest
+
+
+def create_server(config, app):
+    # Limits set on purpose: a body a little over the largest batch (Falcon reads exactly,
+    # ingest answers 413 with a reason below this), bounded headers and connections.
+    return waitress.create_server(
+        app, host=config.host, port=config.port, threads=config.threads,
+        connection_limit=config.connection_limit, channel_timeout=config.channel_timeout,
+        max_request_body_size=config.max_batch_bytes + 1024 * 1024,
+        max_request_header_size=64 * 1024, clear_untrusted_proxy_headers=True,
+        ident='proliferate')
+
+
+def serve(config, *, on_ready=None):
+    from proliferate.scheduler import build_scheduler
+
+    writer, drops, _digest = build_services(config)
+    app = create_app(config, writer=writer, drops=drops)
+    server = create_server(config, app)
+    scheduler = build_scheduler(config, writer=writer)
+
+    def stop(signum, frame):
+        raise SystemExit(0)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    scheduler.start()
+    url = f'http://{server.effective_host}:{server.effective_port}'
+    print(f'Proliferate listening on {url} (database: {config.database_url})', flush=True)
+    if on_ready:
+        on_ready(server)
+    try:
+        server.run()
+    except SystemExit:
+        pass
+    finally:
+        log.info('stopping: closing the listener, finishing requests, draining the writer')
+        server.close()
+        server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
+        scheduler.shutdown(wait=False)
+        writer.stop()
+        if not db.database.is_closed():
+            db.database.close()
+        print('Proliferate stopped', flush=True)
+    return 0

@@ -1,0 +1,131 @@
+"""Fixtures: a real database file per test, the real writer, the app, and the real Waitress
+server on a free loopback port."""
+
+import json
+import os
+import threading
+import types
+import urllib.error
+import urllib.request
+
+import pytest
+import waitress
+
+from proliferate import auth
+from proliferate import db
+from proliferate.app import create_app
+from proliferate.config import Config
+from proliferate.models import Organization
+from proliferate.models import Project
+from proliferate.server import build_services
+
+
+def database_url_for(tmp_path):
+    """PROLIFERATE_TEST_DATABASE_URL runs the suite on another database (PostgreSQL)."""
+    return os.environ.get('PROLIFERATE_TEST_DATABASE_URL') or f'sqlite:///{tmp_path}/p.db'
+
+
+@pytest.fixture
+def config(tmp_path):
+    return Config(database_url=database_url_for(tmp_path))
+
+
+@pytest.fixture
+def services(config):
+    writer, drops, digest = build_services(config)
+    yield types.SimpleNamespace(writer=writer, drops=drops, digest=digest)
+    writer.stop()
+    if not db.database.is_closed():
+        db.database.close()
+
+
+@pytest.fixture
+def app(config, services):
+    return create_app(config, writer=services.writer, drops=services.drops)
+
+
+@pytest.fixture
+def client(app):
+    import falcon.testing
+    return falcon.testing.TestClient(app)
+
+
+@pytest.fixture
+def live_server(app):
+    server = waitress.create_server(app, host='127.0.0.1', port=0, threads=8)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f'http://127.0.0.1:{server.effective_port}'
+    server.task_dispatcher.shutdown()
+    server.close()
+    thread.join(5)
+
+
+def make_project(name='web', org_slug='acme'):
+    with db.database.connection_context():
+        with db.database.atomic():
+            org = Organization.get_or_none(Organization.slug == org_slug) or Organization.create(
+                name=org_slug.title(), slug=org_slug)
+            project = Project.create(organization=org, name=name, slug=name)
+            key = auth.create_ingest_key(project)
+    return types.SimpleNamespace(id=project.id, key=key.key, org_id=org.id, slug=name)
+
+
+def make_token(org_id, email='reader@example.com'):
+    with db.database.connection_context():
+        with db.database.atomic():
+            user = auth.create_user(email, 'correct horse battery staple')
+            org = Organization.get_by_id(org_id)
+            auth.add_member(org, user, 'member')
+            token, _row = auth.create_token(user, org)
+    return token
+
+
+@pytest.fixture
+def project(services):
+    return make_project()
+
+
+class HttpClient:
+    """A tiny urllib client for the live server: (status, headers, parsed JSON or text)."""
+
+    def __init__(self, base_url, token=None):
+        self.base_url = base_url
+        self.token = token
+
+    def request(self, method, path, body=None, headers=None, raw=None):
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        all_headers = {'Content-Type': 'application/json'} if data is not None else {}
+        if self.token:
+            all_headers['Authorization'] = f'Bearer {self.token}'
+        all_headers.update(headers or {})
+        request = urllib.request.Request(self.base_url + path, data=data, method=method,
+                                         headers=all_headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, reply_headers, content = response.status, response.headers, response.read()
+        except urllib.error.HTTPError as error:
+            status, reply_headers, content = error.code, error.headers, error.read()
+        try:
+            parsed = json.loads(content) if content else None
+        except ValueError:
+            parsed = content.decode('utf-8', 'replace')
+        return status, reply_headers, parsed
+
+    def get(self, path, **kwargs):
+        status, _headers, body = self.request('GET', path, **kwargs)
+        assert status == 200, (path, status, body)
+        return body
+
+    def post(self, path, body=None, **kwargs):
+        return self.request('POST', path, body, **kwargs)
+
+
+@pytest.fixture
+def http(live_server):
+    return HttpClient(live_server)
+
+
+@pytest.fixture
+def read_api(live_server, project):
+    return HttpClient(live_server, make_token(project.org_id))
