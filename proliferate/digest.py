@@ -14,6 +14,7 @@ from peewee import EXCLUDED
 from peewee import Case
 from peewee import fn
 
+from proliferate.db import database
 from proliferate.models import DroppedCount
 from proliferate.models import Event
 from proliferate.models import Issue
@@ -109,13 +110,27 @@ class Digest:
                 fresh.append(item)
         return statuses, fresh
 
+    def flush_idle(self):
+        """The writer's idle work: refusals counted since the last commit (a transaction only
+        when there is something to write)."""
+        counts = self.drops.take()
+        if counts:
+            try:
+                with database.atomic():
+                    self.write_drops(counts)
+            except Exception:
+                self.drops.give_back(counts)
+                raise
+
     def flush_drops(self, statuses, items):
         counts = self.drops.take()
         for item, status in zip(items, statuses):
             if status == 'duplicate':
                 counts[item['project_id'], 'duplicate'] += 1
-        if not counts:
-            return
+        if counts:
+            self.write_drops(counts)
+
+    def write_drops(self, counts):
         rows = [{'project': p, 'reason': r, 'count': n} for (p, r), n in counts.items()]
         (DroppedCount.insert_many(rows)
          .on_conflict(conflict_target=[DroppedCount.project, DroppedCount.reason],

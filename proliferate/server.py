@@ -24,7 +24,7 @@ def build_services(config, clock=db.utcnow):
     drops = DropCounter()
     digest = Digest(clock=clock, drops=drops)
     writer = Writer(digest, queue_size=config.writer_queue_size,
-                    batch_size=config.writer_batch_size).start()
+                    batch_size=config.writer_batch_size, idle=digest.flush_idle).start()
     return writer, drops, digest
 
 

@@ -50,8 +50,13 @@ class Ticket:
 class Writer:
     """process(items) runs inside one transaction and returns one result per item, in order."""
 
-    def __init__(self, process, *, queue_size=20000, batch_size=1000, name='proliferate-writer'):
+    def __init__(self, process, *, queue_size=20000, batch_size=1000, idle=None, idle_seconds=1.0,
+                 name='proliferate-writer'):
         self.process = process
+        # idle(): run on this thread when nothing was queued for idle_seconds (counters that
+        # request threads keep in memory reach the database this way on a quiet server).
+        self.idle = idle
+        self.idle_seconds = idle_seconds
         self.queue_size = queue_size
         self.batch_size = batch_size
         self.name = name
@@ -109,8 +114,10 @@ class Writer:
 
     def _take(self):
         with self._lock:
-            while not self._queue and not self._stopping:
-                self._wake.wait()
+            if not self._queue and not self._stopping:
+                self._wake.wait(self.idle_seconds if self.idle else None)
+                if not self._queue and not self._stopping:
+                    return []
             if not self._queue:
                 return None
             tickets = []
@@ -134,13 +141,24 @@ class Writer:
             while True:
                 tickets = self._take()
                 if tickets is None:
+                    self._run_idle()
                     return
-                if tickets[0].call is not None:
+                if not tickets:
+                    self._run_idle()
+                elif tickets[0].call is not None:
                     self._run_call(tickets[0])
                 else:
                     self._commit(tickets)
         finally:
             database.close()
+
+    def _run_idle(self):
+        if self.idle is None:
+            return
+        try:
+            self.idle()
+        except Exception:
+            log.exception('writer: idle work failed; it is tried again later')
 
     def _run_call(self, ticket):
         try:

@@ -56,9 +56,18 @@ def live_server(app):
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     yield f'http://127.0.0.1:{server.effective_port}'
-    server.task_dispatcher.shutdown()
-    server.close()
+    stop_server(server, thread)
+
+
+def stop_server(server, thread):
+    """Close every channel from inside the loop's own thread (closing sockets under a running
+    select() from outside races with it), then let the worker threads finish."""
+    def close_all():
+        for channel in list(server._map.values()):
+            channel.close()
+    server.trigger.pull_trigger(close_all)
     thread.join(5)
+    server.task_dispatcher.shutdown()
 
 
 def make_project(name='web', org_slug='acme'):
