@@ -43,6 +43,11 @@ SETTINGS = (
      'How long a looked-up ingest key is trusted before it is read again (revocation delay).'),
     ('templates_dir', Path, None, 'Directory of the Jinja2 templates (default: the bundled ones).'),
     ('static_dir', Path, None, 'Directory of the static files (default: the bundled ones).'),
+    ('event_retention_days', int, 90,
+     'Events older than this many days are deleted (issues and their counts stay); 0 keeps them.'),
+    ('backup_dir', str, '',
+     'Directory of the daily SQLite backup (03:00 UTC); empty: no scheduled backup.'),
+    ('backup_keep', int, 7, 'How many daily backups to keep in backup_dir.'),
 )
 
 
@@ -65,6 +70,9 @@ class Config:
     key_cache_seconds: float = 2.0
     templates_dir: Path = dataclasses.field(default_factory=lambda: _find_dir('templates'))
     static_dir: Path = dataclasses.field(default_factory=lambda: _find_dir('static'))
+    event_retention_days: int = 90
+    backup_dir: str = ''
+    backup_keep: int = 7
 
     def __post_init__(self):
         validate(self)
@@ -104,6 +112,21 @@ def validate(config):
         raise ValueError('sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA')
     if not 1 <= config.max_batch_events <= 10000:
         raise ValueError('max_batch_events must be between 1 and 10000')
+    if config.event_retention_days < 0 or config.backup_keep < 1:
+        raise ValueError('event_retention_days must be >= 0 and backup_keep >= 1')
     for name in ('threads', 'writer_queue_size', 'writer_batch_size'):
         if getattr(config, name) < 1:
             raise ValueError(f'{name} must be at least 1')
+
+
+def settings_markdown():
+    """The README's settings table (`python -m proliferate.config` prints it)."""
+    rows = ['| variable | default | meaning |', '| --- | --- | --- |']
+    for name, _kind, default, help_text in SETTINGS:
+        shown = '(bundled)' if default is None else (f'`{default}`' if default != '' else '(empty)')
+        rows.append(f'| `PROLIFERATE_{name.upper()}` | {shown} | {help_text} |')
+    return '\n'.join(rows)
+
+
+if __name__ == '__main__':
+    print(settings_markdown())

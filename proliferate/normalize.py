@@ -15,6 +15,7 @@ LEVEL_ALIASES = {
     'warn': 'warning', 'debug': 'info', 'log': 'info', 'notice': 'info', 'trace': 'info',
 }
 TYPES = ('exception', 'message')
+USER_FIELDS = ('id', 'email', 'username', 'name', 'ip_address')
 
 # Over-long strings are trimmed, not rejected (an SDK should not lose an event for a long message).
 MAX_SHORT = 200          # ids, environment, release, names
@@ -209,11 +210,11 @@ def normalize_user(value, field):
     if not isinstance(value, dict):
         raise ValidationError(field, f'must be an object, not {json_type(value)}')
     user = {}
-    for key in ('id', 'email', 'username', 'name', 'ip_address'):
+    for key in USER_FIELDS:
         item = optional_string(value, key, MAX_SHORT, name=f'{field}.{key}')
         if item is not None:
             user[key] = item
-    rest = {k: v for k, v in value.items() if k not in user and k not in ('id', 'email')}
+    rest = {k: v for k, v in value.items() if k not in USER_FIELDS and v is not None}
     if rest:
         user['data'] = bound_json(rest)
     return user or None
@@ -229,7 +230,7 @@ def normalize_account(value):
         item = optional_string(value, key, MAX_SHORT, name=f'account.{key}')
         if item is not None:
             account[key] = item
-    rest = {k: v for k, v in value.items() if k not in ('id', 'name')}
+    rest = {k: v for k, v in value.items() if k not in ('id', 'name') and v is not None}
     if rest:
         account['data'] = bound_json(rest)
     return account or None
