@@ -14,6 +14,7 @@ import falcon
 import orjson
 
 from proliferate import grouping
+from proliferate import scrub
 from proliferate.db import database
 from proliferate.models import Project
 from proliferate.models import ProjectKey
@@ -45,8 +46,8 @@ CORS_HEADERS = {
 
 
 class KeyCache:
-    """pk_ key -> (project_id, rate limit per minute), trusted for ttl seconds. Misses are cached
-    too, so a flood with a bad key costs one query per ttl."""
+    """pk_ key -> (project_id, rate limit per minute, scrubber), trusted for ttl seconds. Misses
+    are cached too, so a flood with a bad key costs one query per ttl."""
 
     def __init__(self, ttl, clock=time.monotonic):
         self.ttl = ttl
@@ -77,11 +78,14 @@ class KeyCache:
         if not isinstance(key, str) or not key or len(key) > 200:
             return None
         with database.connection_context():
-            row = (ProjectKey.select(ProjectKey.project, Project.rate_limit_per_minute)
+            row = (ProjectKey.select(ProjectKey.project, Project.rate_limit_per_minute,
+                                     Project.scrub_enabled, Project.scrub_extra_keys)
                    .join(Project)
                    .where(ProjectKey.key == key, ProjectKey.revoked_at.is_null())
                    .tuples().first())
-        return row
+        if row is None:
+            return None
+        return row[0], row[1], scrub.scrubber_for(row[2], row[3])
 
 
 class RateLimiter:
@@ -152,8 +156,9 @@ def parse_json(req, limit):
         raise falcon.HTTPBadRequest(description=f'body is not valid JSON: {error}')
 
 
-def prepare(event, project_id, timestamp, received_at):
+def prepare(event, project_id, timestamp, received_at, scrubber=scrub.DEFAULT):
     """The normalised event -> what the writer stores (grouping done here, off the writer)."""
+    event = scrub.scrub_event(event, scrubber)  # before anything is stored (issue 7)
     exception = event['exception'] or {}
     parsed = grouping.parse_stack(exception.get('stack'))
     if event['type'] == 'exception':
@@ -294,7 +299,7 @@ class Errors(Ingest):
         found, problem = self.authenticate(api_key)
         if found is None:
             raise falcon.HTTPUnauthorized(description=problem)
-        project_id, project_limit = found
+        project_id, project_limit, scrubber = found
         granted, limit, remaining, wait = self.limiter.take(project_id, project_limit, 1)
         headers = rate_headers(limit, remaining, wait)
         if not granted:
@@ -306,7 +311,7 @@ class Errors(Ingest):
             self.drops.add(project_id, 'sdk_init')
             json_response(resp, falcon.HTTP_202, {'event_id': event['event_id']}, headers)
             return
-        item = prepare(event, project_id, timestamp, received_at)
+        item = prepare(event, project_id, timestamp, received_at, scrubber)
         self.commit([item])
         json_response(resp, falcon.HTTP_202, {'event_id': event['event_id']}, headers)
 
@@ -346,10 +351,10 @@ class ErrorBatch(Ingest):
             if event['type'] == 'message' and event['message'] == SDK_INIT_MESSAGE:
                 self.drops.add(project_id, 'sdk_init')
                 continue
-            per_project.setdefault(project_id, (found[1], []))[1].append(
+            per_project.setdefault(project_id, (found[1], [], found[2]))[1].append(
                 (index, event, timestamp))
         headers = {}
-        for project_id, (project_limit, events) in per_project.items():
+        for project_id, (project_limit, events, scrubber) in per_project.items():
             granted, limit, remaining, wait = self.limiter.take(project_id, project_limit, len(events))
             headers = rate_headers(limit, remaining, wait) or headers
             for position, (index, event, timestamp) in enumerate(events):
@@ -358,7 +363,8 @@ class ErrorBatch(Ingest):
                                           reason=f'rate limit of {limit} events per minute reached')
                     self.drops.add(project_id, 'rate_limited')
                     continue
-                accepted.append((index, prepare(event, project_id, timestamp, received_at)))
+                accepted.append((index, prepare(event, project_id, timestamp, received_at,
+                                                scrubber)))
         if accepted:
             statuses = self.commit([item for _index, item in accepted])
             for (index, _item), status in zip(accepted, statuses):

@@ -47,6 +47,11 @@ class Project(BaseModel):
     # None: the server's default (rate_limit_per_minute setting); 0: no limit.
     rate_limit_per_minute = peewee.IntegerField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
+    # Reliability (migration 0004): scrubbing is on unless turned off; scrub_extra_keys is a
+    # comma-separated list added to scrub.DEFAULT_KEYS; max_events None = only the age limit.
+    scrub_enabled = peewee.BooleanField(default=True)
+    scrub_extra_keys = peewee.TextField(default='')
+    max_events = peewee.IntegerField(null=True)
 
     class Meta:
         indexes = ((('organization', 'slug'), True),)
