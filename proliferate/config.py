@@ -20,6 +20,16 @@ def _find_dir(name):
     return Path(sys.prefix) / 'share' / 'proliferate' / name
 
 
+def boolean(raw):
+    """A flag from the environment or the command line: bool('0') is True, so parse it."""
+    value = str(raw).strip().lower()
+    if value in ('1', 'true', 'yes', 'on'):
+        return True
+    if value in ('0', 'false', 'no', 'off'):
+        return False
+    raise ValueError(f'expected 1/0, true/false or yes/no, got {raw!r}')
+
+
 # (name, type, default, help). The README documents every row (tests/test_docs.py checks it).
 SETTINGS = (
     ('host', str, '127.0.0.1', 'Address to listen on.'),
@@ -48,6 +58,13 @@ SETTINGS = (
     ('backup_dir', str, '',
      'Directory of the daily SQLite backup (03:00 UTC); empty: no scheduled backup.'),
     ('backup_keep', int, 7, 'How many daily backups to keep in backup_dir.'),
+    ('smtp_host', str, '', 'SMTP server for notification email; empty: no email is sent.'),
+    ('smtp_port', int, 25, 'SMTP port (usually 587 with STARTTLS, 465 with SSL).'),
+    ('smtp_username', str, '', 'SMTP login user; empty: no login.'),
+    ('smtp_password', str, '', 'SMTP login password.'),
+    ('smtp_starttls', boolean, False, 'Upgrade the SMTP connection with STARTTLS (1/0, true/false, yes/no).'),
+    ('smtp_ssl', boolean, False, 'Connect to SMTP over TLS from the start (SMTPS, port 465).'),
+    ('smtp_from', str, 'proliferate@localhost', 'Sender address of notification email.'),
 )
 
 
@@ -73,6 +90,13 @@ class Config:
     event_retention_days: int = 90
     backup_dir: str = ''
     backup_keep: int = 7
+    smtp_host: str = ''
+    smtp_port: int = 25
+    smtp_username: str = ''
+    smtp_password: str = ''
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_from: str = 'proliferate@localhost'
 
     def __post_init__(self):
         validate(self)
