@@ -15,9 +15,9 @@ import falcon
 import waitress
 
 SCHEMA = (
-    'CREATE TABLE IF NOT EXISTS event ('
-    ' id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, event_id TEXT NOT NULL,'
-    ' received_at REAL NOT NULL, data TEXT NOT NULL)',
+    ('CREATE TABLE IF NOT EXISTS event ('
+     ' id INTEGER PRIMARY KEY, project_id INTEGER NOT NULL, event_id TEXT NOT NULL,'
+     ' received_at REAL NOT NULL, data TEXT NOT NULL)'),
     # The same dedupe key proliferate keeps, so a retried event is stored once in both servers.
     'CREATE UNIQUE INDEX IF NOT EXISTS event_project_event_id ON event (project_id, event_id)',
 )

@@ -20,7 +20,9 @@ ACCOUNT_COUNT = 100
 POOL_SIZE = 4096
 _ID_PLACEHOLDER = '@@EVENT_ID@@'
 
-_VERBS = ('load', 'render', 'handle', 'parse', 'update', 'fetch', 'build', 'apply', 'select', 'sync')
+_VERBS = (
+    'load', 'render', 'handle', 'parse', 'update', 'fetch', 'build', 'apply', 'select', 'sync',
+)
 _NOUNS = (
     'Dashboard', 'Invoice', 'Chart', 'Profile', 'Settings', 'Report', 'Filter', 'Cart', 'Session',
     'Widget', 'Table', 'Comment', 'Upload', 'Billing', 'Search',
@@ -39,12 +41,12 @@ _FRAMEWORK_FRAMES = (
     ('batchedUpdates$1', 'vendor.8b21d04f.js'),
 )
 _USER_AGENTS = (
-    'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) '
-    'Chrome/124.0.0.0 Safari/537.36',
-    'Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) '
-    'Chrome/123.0.0.0 Safari/537.36',
-    'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) '
-    'Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.51',
+    ('Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) '
+     'Chrome/124.0.0.0 Safari/537.36'),
+    ('Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) '
+     'Chrome/123.0.0.0 Safari/537.36'),
+    ('Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) '
+     'Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.51'),
 )
 _RELEASES = ('v2.14.0', 'v2.14.1', 'v2.15.0')
 
@@ -97,14 +99,14 @@ def make_event(rng, *, api_key, event_id, now):
         for step, (category, text, data) in enumerate((
             ('navigation', f'Navigated to {page}', None),
             ('xhr', f'GET /api/v2{page}?page=1 [200]', {'status_code': 200}),
-            ('console', f'Warning: Each child in a list should have a unique "key" prop. {prop}', None),
+            ('console', f'Warning: Each child in a list should have a unique "key". {prop}', None),
             ('xhr', f'POST /api/v2{page}/state [500]', {'status_code': 500}),
         ))
     ]
     return {
         'api_key': api_key,
         'event_id': event_id,
-        'timestamp': occurred.strftime('%Y-%m-%dT%H:%M:%S.') + f'{occurred.microsecond // 1000:03d}Z',
+        'timestamp': occurred.strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z',
         'type': 'exception',
         'level': 'error',
         'environment': 'production',
@@ -112,7 +114,7 @@ def make_event(rng, *, api_key, event_id, now):
         'url': f'https://app.example.com{page}?tab=overview',
         'user_agent': rng.choice(_USER_AGENTS),
         'exception': {'type': 'TypeError', 'message': message, 'stack': stack},
-        'user': {'id': f'user_{user:05d}', 'email': f'user{user:05d}@customer{account:03d}.example'},
+        'user': {'id': f'user_{user:05d}', 'email': f'user{user:05d}@cust{account:03d}.example'},
         'account': {'id': f'acct_{account:04d}', 'name': f'Customer {account:03d} Ltd'},
         'session_id': f'sess_{rng.getrandbits(64):016x}',
         'window_id': f'win_{rng.getrandbits(48):012x}',
@@ -125,7 +127,7 @@ def make_event(rng, *, api_key, event_id, now):
 
 
 class EventSource:
-    """Request bodies for events 0, 1, 2, ... of one seed, cheap enough to make inside the load loop.
+    """Request bodies for events 0, 1, 2, ... of one seed, cheap enough to make in the load loop.
 
     Event `i` is template `hash(seed, i) % POOL_SIZE` with its own uuid4 `event_id(seed, i)`; the
     templates are rendered to JSON once, split around the id, and reused. The same seed and `now`

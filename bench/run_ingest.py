@@ -219,7 +219,8 @@ class ProliferateServer(Server):
 
     def prepare(self):
         done = subprocess.run([sys.executable, '-m', 'proliferate', 'project', 'create', 'bench'],
-                              cwd=ROOT, env=self.env(), capture_output=True, text=True, timeout=120)
+                              cwd=ROOT, env=self.env(), capture_output=True, text=True, timeout=120,
+                              check=False)
         output = done.stdout.strip().splitlines()
         if done.returncode != 0 or not output or not output[-1].strip().startswith('pk_'):
             raise ServerError(f'proliferate project create failed ({done.returncode}):\n'
@@ -245,7 +246,7 @@ def proliferate_settings():
             'print(c.threads, c.sqlite_synchronous.upper())')
     try:
         done = subprocess.run([sys.executable, '-c', code], cwd=ROOT, capture_output=True,
-                              text=True, timeout=60)
+                              text=True, timeout=60, check=False)
         threads, synchronous = done.stdout.split()
         return int(threads), synchronous, 'proliferate.config'
     except (ValueError, subprocess.SubprocessError):
@@ -455,24 +456,25 @@ def evaluate_targets(proliferate, baseline):
 
 def format_report(settings, summaries, targets):
     lines = [
-        f'Ingest benchmark: seed {settings["seed"]}, <= {settings["events"]:,} events and '
-        f'<= {settings["seconds"]} s per scenario, concurrency {settings["concurrency"]}, '
-        f'{settings["cpus"]} CPUs',
+        (f'Ingest benchmark: seed {settings["seed"]}, <= {settings["events"]:,} events and '
+         f'<= {settings["seconds"]} s per scenario, concurrency {settings["concurrency"]}, '
+         f'{settings["cpus"]} CPUs'),
     ]
     for s in summaries:
         what = ('python -m proliferate serve' if s['server'] == 'proliferate'
                 else 'Falcon + Waitress + sqlite3, one commit per request')
         lines.append(f'  {s["server"]:<12} {what}; {s["threads"]} waitress threads, '
                      f'synchronous={s["synchronous"]} ({settings["settings_source"]})')
-    header = (f'{"scenario":<34} {"server":<12} {"events":>8} {"ev/s":>8} {"p50 ms":>7} '
+    header = (f'{"scenario":<46} {"server":<12} {"events":>8} {"ev/s":>8} {"p50 ms":>7} '
               f'{"p99 ms":>7} {"CPU us/ev":>9} {"srv CPU":>7} {"cli CPU":>7} {"429s":>5}')
     lines += ['', header, '-' * len(header)]
     for key, label in (('scenarios', ''), ('prefilled_scenarios', ' (prefilled)')):
         rows = [(s, f) for s in summaries for f in s[key]]
         for summary, f in sorted(rows, key=lambda row: row[1]['batch']):
             lines.append(
-                f'{scenario_name(f) + label:<34} {summary["server"]:<12} {f["events_acked"]:>8,} '
-                f'{f["events_per_second"]:>8,.0f} {f["p50_ms"] or 0:>7.1f} {f["p99_ms"] or 0:>7.1f} '
+                f'{scenario_name(f) + label:<46} {summary["server"]:<12} {f["events_acked"]:>8,} '
+                f'{f["events_per_second"]:>8,.0f} '
+                f'{f["p50_ms"] or 0:>7.1f} {f["p99_ms"] or 0:>7.1f} '
                 f'{f["server_cpu_us_per_event"] or 0:>9,.0f} {f["server_cpu_percent"] or 0:>6.0f}% '
                 f'{f["client_cpu_percent"] or 0:>6.0f}% {f["backpressure_429_503"]:>5}')
     lines.append('')

@@ -214,7 +214,7 @@ def test_tiny_run_against_both_servers_stores_every_acknowledged_event():
     done = subprocess.run(
         [sys.executable, str(BENCH / 'run_ingest.py'), '--server', 'both', '--events', '200',
          '--seconds', '30', '--concurrency', '4', '--batch', '1,100', '--warmup', '20', '--json'],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads(done.stdout)
     assert summary['ok'] and summary['problems'] == []
