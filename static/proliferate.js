@@ -1,6 +1,14 @@
 /*! Proliferate browser SDK: captures errors, breadcrumbs and context in the page and sends them
  * to {endpoint}/api/v1/errors/batch in the documented ingest shape. One plain file, no build step.
- * It must never throw into the page nor slow it: every entry point and hook is wrapped. */
+ * It must never throw into the page nor slow it: every entry point and hook is wrapped.
+ *
+ *   <script src="https://errors.example.com/static/proliferate.js"></script>
+ *   <script>Proliferate.init({ apiKey: 'pk_...', environment: 'production', release: '1.4.0' });</script>
+ *
+ * init options: apiKey, endpoint (default: the origin this script was loaded from), environment,
+ * release, sampleRate (0..1), beforeSend(event) -> event | null, maxBreadcrumbs (100),
+ * batchWindowMs (2000), maxBatchEvents (10), retryBaseMs (1000), maxRetries (6).
+ * Breadcrumbs are recorded from load; events only after init() (they need the key). */
 (function (win, doc) {
   'use strict';
   if (!win || !doc || win.Proliferate) return;
@@ -16,6 +24,7 @@
   var SECRET = /pass|secret|token|key|auth|sig|session|code|cred|jwt|otp/i;
 
   var nativeFetch = win.fetch && win.fetch.bind(win);
+  var utf8 = win.TextEncoder && new win.TextEncoder();
   var cfg = {
     // Events go back to where the script came from, unless init() says otherwise. Without a
     // current script (module or eval) the page's own origin is used.
@@ -139,13 +148,28 @@
     }
   }
 
+  // JSON that survives what pages put in extra or breadcrumb data: cycles and BigInt. `stack`
+  // holds the objects on the path to the value, so only a reference back to an ancestor counts
+  // as a cycle (an object shared by two fields is written twice).
+  function toJSON(value) {
+    var stack = [];
+    return JSON.stringify(value, function (k, v) {
+      if (typeof v === 'bigint') return String(v);
+      if (!stack.length) return stack.push(v), v;
+      var i = stack.indexOf(this);
+      if (i >= 0) stack.splice(i + 1);
+      else stack.push(this);
+      return v && typeof v === 'object' && stack.indexOf(v) >= 0 ? '[Circular]' : v;
+    });
+  }
+
   function text(value, max) {
     var s;
     if (typeof value === 'string') s = value;
     else if (value instanceof Error) s = value.name + ': ' + value.message;
     else {
       try {
-        s = JSON.stringify(value);
+        s = toJSON(value);
       } catch (e) {}
       if (typeof s !== 'string') s = String(value);
     }
@@ -254,15 +278,23 @@
   // Takes the oldest events off the queue, as many as fit in one keepalive request.
   function takeBatch() {
     var parts = [];
+    var taken = [];
     var size = 2;
     while (queue.length && parts.length < MAX_BATCH) {
-      var json = JSON.stringify(queue[0]);
-      if (parts.length && size + json.length + 1 > KEEPALIVE_BYTES) break;
+      var json;
+      try {
+        json = toJSON(queue[0]);
+      } catch (e) {
+        queue.shift(); // cannot be serialised (a throwing getter): drop it, not the queue
+        continue;
+      }
+      var n = utf8 ? utf8.encode(json).length : json.length * 3;
+      if (parts.length && size + n + 1 > KEEPALIVE_BYTES) break;
       parts.push(json);
-      size += json.length + 1;
-      queue.shift();
+      size += n + 1;
+      taken.push(queue.shift());
     }
-    return { events: parts.length, body: '[' + parts.join(',') + ']' };
+    return { events: taken, body: '[' + parts.join(',') + ']', size: size };
   }
 
   function retryAfter(header) {
@@ -273,18 +305,16 @@
   }
 
   function sendOnce() {
-    var events = queue.slice(0, MAX_BATCH);
     var batch = takeBatch();
-    var sent = events.slice(0, batch.events);
     function putBack() {
-      queue = sent.concat(queue).slice(-MAX_QUEUE);
+      queue = batch.events.concat(queue).slice(-MAX_QUEUE);
     }
     return nativeFetch(cfg.endpoint + INGEST_PATH, {
       method: 'POST',
       body: batch.body,
       headers: { 'Content-Type': 'text/plain' }, // a simple request: no CORS preflight
       credentials: 'omit',
-      keepalive: batch.body.length < KEEPALIVE_BYTES
+      keepalive: batch.size < KEEPALIVE_BYTES
     }).then(
       function (res) {
         if (res.status === 429) {
@@ -342,10 +372,10 @@
     clearTimeout(timer);
     timer = 0;
     while (queue.length) {
-      var events = queue.slice();
       var batch = takeBatch();
+      if (!batch.events.length) break;
       if (!win.navigator.sendBeacon(cfg.endpoint + INGEST_PATH, batch.body)) {
-        queue = events;
+        queue = batch.events.concat(queue);
         break;
       }
     }
