@@ -11,19 +11,9 @@ import threading
 
 import orjson
 from peewee import EXCLUDED
-from peewee import Case
-from peewee import fn
 
 from proliferate.db import database
 from proliferate.models import DroppedCount
-from proliferate.models import Event
-from proliferate.models import Issue
-from proliferate.models import IssueAccount
-from proliferate.models import IssueActivity
-from proliferate.models import IssueHourly
-from proliferate.models import IssueTag
-from proliferate.models import IssueUser
-from proliferate.models import Outbox
 
 # Keeps IN (...) lists far below SQLite's and PostgreSQL's parameter limits.
 CHUNK = 500
@@ -59,22 +49,14 @@ def chunks(values, size=CHUNK):
         yield values[start:start + size]
 
 
-def later(a, b):
-    return b if a is None or (b is not None and b > a) else a
-
-
-def earlier(a, b):
-    return b if a is None or (b is not None and b < a) else a
-
-
 class Digest:
     """process(items) -> ['ok' | 'duplicate', ...]; one call per writer transaction."""
 
-    def __init__(self, *, clock, drops=None, resolver=None, on_commit=None):
+    def __init__(self, *, clock, drops=None, resolver=None):
         self.clock = clock
         self.drops = drops or DropCounter()
         self.resolver = resolver
-        self.on_commit = on_commit
+        self._sql = None
 
     def __call__(self, items):
         now = self.clock()
@@ -93,11 +75,12 @@ class Digest:
         for item in items:
             by_project[item['project_id']].add(item['event_id'])
         stored = set()
+        statement = self.sql()['select_events']
+        cursor = database.cursor()
         for project_id, event_ids in by_project.items():
             for part in chunks(event_ids):
-                query = (Event.select(Event.event_id)
-                         .where(Event.project == project_id, Event.event_id.in_(part)))
-                stored.update((project_id, row[0]) for row in query.tuples())
+                cursor.execute(statement.replace('{list}', placeholders(len(part))), [project_id, *part])
+                stored.update((project_id, row[0]) for row in cursor.fetchall())
         statuses = []
         fresh = []
         for item in items:
@@ -138,20 +121,28 @@ class Digest:
          .execute())
 
     def store(self, items, now):
-        issues = self.upsert_issues(items, now)
-        self.insert_events(items, issues, now)
-        new_users = self.upsert_people(
-            items, issues, IssueUser, IssueUser.user_key, 'user',
-            lambda person: {'user_id': person[1], 'email': person[2]})
-        new_accounts = self.upsert_people(
-            items, issues, IssueAccount, IssueAccount.account_id, 'account',
-            lambda person: {'name': person[1]})
-        self.upsert_counts(items, issues)
-        self.update_issues(issues, new_users, new_accounts)
+        sql = self.sql()
+        cursor = database.cursor()
+        issues = self.upsert_issues(cursor, sql, items, now)
+        self.insert_events(cursor, sql, items, issues)
+        new_users = self.upsert_people(cursor, sql['user'], items, 'user')
+        new_accounts = self.upsert_people(cursor, sql['account'], items, 'account')
+        self.upsert_counts(cursor, sql, items)
+        self.update_issues(cursor, sql, issues, new_users, new_accounts, now)
 
-    def upsert_issues(self, items, now):
-        """-> {(project_id, fingerprint): state dict}; creates the new issues."""
-        groups = collections.OrderedDict()
+    def sql(self):
+        """The statements of the write path, in the database's parameter style. Built once:
+        Peewee's query builder cost more than the writes themselves (bench/README.md)."""
+        param = database.param
+        if self._sql is None or self._sql[0] != param:
+            self._sql = (param, {name: (text.replace('?', param) if isinstance(text, str) else
+                                        {k: v.replace('?', param) for k, v in text.items()})
+                                 for name, text in SQL.items()})
+        return self._sql[1]
+
+    def upsert_issues(self, cursor, sql, items, now):
+        """-> {(project_id, fingerprint): group}; creates the new issues."""
+        groups = {}
         for item in items:
             key = (item['project_id'], item['fingerprint'])
             group = groups.get(key)
@@ -161,7 +152,8 @@ class Digest:
                     'first_seen': item['timestamp'], 'last_seen': item['timestamp'],
                 }
             group['items'].append(item)
-            group['first_seen'] = earlier(group['first_seen'], item['timestamp'])
+            if item['timestamp'] < group['first_seen']:
+                group['first_seen'] = item['timestamp']
             if item['timestamp'] >= group['last_seen']:
                 group['last_seen'] = item['timestamp']
                 group['latest'] = item
@@ -170,9 +162,8 @@ class Digest:
             by_project[project_id].append(fingerprint)
         for project_id, fingerprints in by_project.items():
             for part in chunks(fingerprints):
-                query = (Issue.select(Issue.id, Issue.fingerprint, Issue.status)
-                         .where(Issue.project == project_id, Issue.fingerprint.in_(part)))
-                for issue_id, fingerprint, status in query.tuples():
+                cursor.execute(sql['select_issues'].replace('{list}', placeholders(len(part))), [project_id, *part])
+                for issue_id, fingerprint, status in cursor.fetchall():
                     group = groups[project_id, fingerprint]
                     group['id'] = issue_id
                     group['status'] = status
@@ -181,92 +172,78 @@ class Digest:
                 group['is_new'] = False
                 continue
             first = group['first']
-            group['id'] = Issue.insert(
-                project=project_id, fingerprint=fingerprint, type=first['type'],
-                title=first['title'], culprit=first['culprit'], level=first['level'],
-                status='unresolved', first_seen=group['first_seen'], last_seen=group['last_seen'],
-                first_release=first['release'], last_release=group['latest']['release'],
-                event_count=0, user_count=0, account_count=0,
-            ).execute()
+            cursor.execute(sql['insert_issue'], (
+                project_id, fingerprint, first['type'], first['title'], first['culprit'],
+                first['level'], group['first_seen'], group['last_seen'], first['release'],
+                group['latest']['release']))
+            group['id'] = cursor.fetchone()[0]
             group['status'] = 'unresolved'
             group['is_new'] = True
-            IssueActivity.insert(issue=group['id'], kind='created', release=first['release'],
-                                 created_at=now).execute()
-            Outbox.insert(kind='new_issue', project=project_id, issue=group['id'],
-                          data=orjson.dumps({'event_id': first['event_id']}).decode(),
-                          created_at=now).execute()
+            cursor.execute(sql['insert_activity'], (group['id'], 'created', first['release'], now))
+            cursor.execute(sql['insert_outbox'], (
+                'new_issue', project_id, group['id'],
+                orjson.dumps({'event_id': first['event_id']}).decode(), now))
         return groups
 
-    def insert_events(self, items, issues, now):
+    def insert_events(self, cursor, sql, items, issues):
         rows = []
         for item in items:
-            item['issue_id'] = issues[item['project_id'], item['fingerprint']]['id']
-            rows.append((item['project_id'], item['issue_id'], item['event_id'],
-                         item['timestamp'], item['received_at'], item['data']))
-        fields = [Event.project, Event.issue, Event.event_id, Event.timestamp, Event.received_at,
-                  Event.data]
-        for part in chunks(rows, 200):
-            Event.insert_many(part, fields=fields).execute()
-        # The newest event of each issue, for the issue page's "latest event".
+            item['issue_id'] = issue_id = issues[item['project_id'], item['fingerprint']]['id']
+            rows.append((item['project_id'], issue_id, item['event_id'], item['timestamp'],
+                         item['received_at'], item['data']))
+        cursor.executemany(sql['insert_event'], rows)
+        # The newest event of each issue (a MAX over the (issue, id) index), for the issue page.
         issue_ids = [group['id'] for group in issues.values()]
         latest = {}
         for part in chunks(issue_ids):
-            # A per-issue MAX over the (issue, id) index.
-            query = (Event.select(Event.issue, fn.MAX(Event.id))
-                     .where(Event.issue.in_(part)).group_by(Event.issue))
-            latest.update(dict(query.tuples()))
+            cursor.execute(sql['latest_events'].replace('{list}', placeholders(len(part))), part)
+            latest.update(cursor.fetchall())
         for group in issues.values():
             group['last_event'] = latest.get(group['id'])
 
-    def upsert_people(self, items, issues, model, key_field, what, extra_fields):
-        """Affected users or accounts: insert the new ones (counted), add to the others.
-        Returns {issue_id: number of new people}."""
-        merged = collections.OrderedDict()
+    def upsert_people(self, cursor, sql, items, what):
+        """Affected users or accounts: insert the new ones (RETURNING tells which, exactly, even
+        with other processes inserting at once), add to the others. -> {issue_id: new people}."""
+        merged = {}
         for item in items:
             person = item.get(what)
             if not person:
                 continue
             key = (item['issue_id'], person[0])
+            stamp = item['timestamp']
             row = merged.get(key)
             if row is None:
-                merged[key] = row = {
-                    'issue': item['issue_id'], key_field.name: person[0],
-                    'event_count': 0, 'first_seen': item['timestamp'],
-                    'last_seen': item['timestamp'], **extra_fields(person),
-                }
-            row['event_count'] += 1
-            row['first_seen'] = earlier(row['first_seen'], item['timestamp'])
-            if item['timestamp'] >= row['last_seen']:
-                row['last_seen'] = item['timestamp']
-                row.update({k: v for k, v in extra_fields(person).items() if v is not None})
+                # [issue, key, detail..., event_count, first_seen, last_seen]
+                merged[key] = [key[0], person[0], *person[1:], 1, stamp, stamp]
+                continue
+            row[-3] += 1
+            if stamp < row[-2]:
+                row[-2] = stamp
+            if stamp >= row[-1]:
+                row[-1] = stamp
+                for index, value in enumerate(person[1:], 2):
+                    if value is not None:
+                        row[index] = value
         if not merged:
             return {}
         new = collections.Counter()
         inserted = set()
         rows = list(merged.values())
-        for part in chunks(rows, 200):
-            query = (model.insert_many(part).on_conflict_ignore()
-                     .returning(model.issue, key_field))
-            for issue_id, person_key in query.tuples().execute():
+        width = len(rows[0])
+        for part in chunks(rows, 100):
+            cursor.execute(sql['insert'].replace('{list}', values_list(len(part), width)),
+                           [value for row in part for value in row])
+            for issue_id, person_key in cursor.fetchall():
                 inserted.add((issue_id, person_key))
                 new[issue_id] += 1
         rest = [row for key, row in merged.items() if key not in inserted]
-        update = {
-            model.event_count: model.event_count + EXCLUDED.event_count,
-            model.last_seen: Case(None, [(model.last_seen < EXCLUDED.last_seen,
-                                          EXCLUDED.last_seen)], model.last_seen),
-        }
-        for name, _value in extra_fields((None, None, None)).items():
-            field = getattr(model, name)
-            excluded = getattr(EXCLUDED, name)
-            update[field] = Case(None, [(excluded.is_null(False), excluded)], field)
-        for part in chunks(rest, 200):
-            (model.insert_many(part)
-             .on_conflict(conflict_target=[model.issue, key_field], update=update)
-             .execute())
+        if rest:
+            # [event_count, last_seen x3, details..., issue, key]
+            cursor.executemany(sql['update'], [
+                (row[-3], row[-1], row[-1], *row[2:-3], row[0], row[1]) for row in rest])
         return new
 
-    def upsert_counts(self, items, issues):
+    def upsert_counts(self, cursor, sql, items):
         hourly = collections.Counter()
         tags = {}
         for item in items:
@@ -275,68 +252,101 @@ class Digest:
             for key, value in item['tags']:
                 row = tags.get((item['issue_id'], key, value))
                 if row is None:
-                    tags[item['issue_id'], key, value] = row = {
-                        'issue': item['issue_id'], 'key': key, 'value': value,
-                        'event_count': 0, 'first_seen': stamp, 'last_seen': stamp}
-                row['event_count'] += 1
-                row['first_seen'] = earlier(row['first_seen'], stamp)
-                row['last_seen'] = later(row['last_seen'], stamp)
-        rows = [{'issue': i, 'hour': h, 'event_count': n} for (i, h), n in hourly.items()]
-        for part in chunks(rows, 300):
-            (IssueHourly.insert_many(part)
-             .on_conflict(conflict_target=[IssueHourly.issue, IssueHourly.hour],
-                          update={IssueHourly.event_count:
-                                  IssueHourly.event_count + EXCLUDED.event_count})
-             .execute())
-        tag_update = {
-            IssueTag.event_count: IssueTag.event_count + EXCLUDED.event_count,
-            IssueTag.last_seen: Case(None, [(IssueTag.last_seen < EXCLUDED.last_seen,
-                                             EXCLUDED.last_seen)], IssueTag.last_seen),
-        }
-        for part in chunks(list(tags.values()), 200):
-            (IssueTag.insert_many(part)
-             .on_conflict(conflict_target=[IssueTag.issue, IssueTag.key, IssueTag.value],
-                          update=tag_update)
-             .execute())
+                    tags[item['issue_id'], key, value] = [item['issue_id'], key, value, 1, stamp, stamp]
+                    continue
+                row[3] += 1
+                if stamp < row[4]:
+                    row[4] = stamp
+                if stamp > row[5]:
+                    row[5] = stamp
+        cursor.executemany(sql['upsert_hourly'], [(i, h, n) for (i, h), n in hourly.items()])
+        if tags:
+            cursor.executemany(sql['upsert_tag'], list(tags.values()))
 
-    def update_issues(self, issues, new_users, new_accounts):
-        now = self.clock()
+    def update_issues(self, cursor, sql, issues, new_users, new_accounts, now):
+        plain = []
         for (project_id, _fingerprint), group in issues.items():
             issue_id = group['id']
             latest = group['latest']
-            values = {
-                Issue.event_count: Issue.event_count + len(group['items']),
-                Issue.user_count: Issue.user_count + new_users.get(issue_id, 0),
-                Issue.account_count: Issue.account_count + new_accounts.get(issue_id, 0),
-                Issue.last_seen: Case(None, [(Issue.last_seen < group['last_seen'],
-                                              group['last_seen'])], Issue.last_seen),
-                Issue.first_seen: Case(None, [(Issue.first_seen > group['first_seen'],
-                                               group['first_seen'])], Issue.first_seen),
-                Issue.level: latest['level'],
-                Issue.last_release: Case(None, [(Issue.last_seen <= group['last_seen'],
-                                                 latest['release'])], Issue.last_release),
-                Issue.last_event: group['last_event'],
-            }
+            values = (len(group['items']), new_users.get(issue_id, 0), new_accounts.get(issue_id, 0),
+                      group['last_seen'], group['last_seen'], group['first_seen'],
+                      group['first_seen'], latest['level'], group['last_seen'], latest['release'],
+                      group['last_event'])
             if group['status'] == 'resolved' and not group['is_new']:
                 # A new event on a resolved issue reopens it and marks the regression.
                 release = latest['release']
-                values.update({
-                    Issue.status: 'unresolved', Issue.is_regressed: True,
-                    Issue.regressed_at: now, Issue.regressed_release: release,
-                    Issue.resolved_at: None,
-                })
-                updated = (Issue.update(values)
-                           .where(Issue.id == issue_id, Issue.status == 'resolved').execute())
-                if updated:
-                    IssueActivity.insert(issue=issue_id, kind='regressed', release=release,
-                                         created_at=now).execute()
-                    Outbox.insert(kind='regression', project=project_id, issue=issue_id,
-                                  data=orjson.dumps({'event_id': latest['event_id'],
-                                                     'release': release}).decode(),
-                                  created_at=now).execute()
+                cursor.execute(sql['regress_issue'], (*values, now, release, issue_id))
+                if cursor.rowcount:
+                    cursor.execute(sql['insert_activity'], (issue_id, 'regressed', release, now))
+                    cursor.execute(sql['insert_outbox'], (
+                        'regression', project_id, issue_id,
+                        orjson.dumps({'event_id': latest['event_id'], 'release': release}).decode(),
+                        now))
                     continue
-                values = {k: v for k, v in values.items()
-                          if k not in (Issue.status, Issue.is_regressed, Issue.regressed_at,
-                                       Issue.regressed_release, Issue.resolved_at)}
-            Issue.update(values).where(Issue.id == issue_id).execute()
+            plain.append((*values, issue_id))
+        if plain:
+            cursor.executemany(sql['update_issue'], plain)
 
+
+def placeholders(count):
+    return ', '.join([database.param] * count)
+
+
+def values_list(rows, width):
+    one = '(' + ', '.join([database.param] * width) + ')'
+    return ', '.join([one] * rows)
+
+
+_ISSUE_COUNTS = (
+    'event_count = event_count + ?, user_count = user_count + ?, '
+    'account_count = account_count + ?, '
+    'last_seen = CASE WHEN last_seen < ? THEN ? ELSE last_seen END, '
+    'first_seen = CASE WHEN first_seen > ? THEN ? ELSE first_seen END, level = ?, '
+    # SET expressions all see the old row: last_release follows the newest event.
+    'last_release = CASE WHEN last_seen <= ? THEN ? ELSE last_release END, last_event = ?')
+
+
+def _people_sql(table, key, details):
+    columns = ', '.join(['issue_id', key, *details, 'event_count', 'first_seen', 'last_seen'])
+    detail_updates = ''.join(f', {d} = COALESCE(?, {d})' for d in details)
+    return {
+        'insert': f'INSERT INTO {table} ({columns}) VALUES {{list}} '
+                  f'ON CONFLICT (issue_id, {key}) DO NOTHING RETURNING issue_id, {key}',
+        'update': f'UPDATE {table} SET event_count = event_count + ?, '
+                  'last_seen = CASE WHEN last_seen < ? THEN ? ELSE last_seen END'
+                  f'{detail_updates} WHERE issue_id = ? AND {key} = ?',
+    }
+
+
+# Portable SQL (SQLite >= 3.35 and PostgreSQL): ON CONFLICT upserts and RETURNING. '?' is
+# replaced by the database's parameter style; {list} is an IN or VALUES list.
+SQL = {
+    'select_events': 'SELECT event_id FROM event WHERE project_id = ? AND event_id IN ({list})',
+    'select_issues': 'SELECT id, fingerprint, status FROM issue '
+                     'WHERE project_id = ? AND fingerprint IN ({list})',
+    'insert_issue': 'INSERT INTO issue (project_id, fingerprint, type, title, culprit, level, '
+                    "status, first_seen, last_seen, first_release, last_release, event_count, "
+                    "user_count, account_count, is_regressed) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'unresolved', ?, ?, ?, ?, 0, 0, 0, FALSE) RETURNING id",
+    'insert_activity': 'INSERT INTO issue_activity (issue_id, kind, release, created_at) '
+                       'VALUES (?, ?, ?, ?)',
+    'insert_outbox': 'INSERT INTO outbox (kind, project_id, issue_id, data, created_at) '
+                     'VALUES (?, ?, ?, ?, ?)',
+    'insert_event': 'INSERT INTO event (project_id, issue_id, event_id, timestamp, received_at, '
+                    'data) VALUES (?, ?, ?, ?, ?, ?)',
+    'latest_events': 'SELECT issue_id, MAX(id) FROM event WHERE issue_id IN ({list}) GROUP BY issue_id',
+    'user': _people_sql('issue_user', 'user_key', ('user_id', 'email')),
+    'account': _people_sql('issue_account', 'account_id', ('name',)),
+    'upsert_hourly': 'INSERT INTO issue_hourly (issue_id, hour, event_count) VALUES (?, ?, ?) '
+                     'ON CONFLICT (issue_id, hour) DO UPDATE '
+                     'SET event_count = issue_hourly.event_count + excluded.event_count',
+    'upsert_tag': 'INSERT INTO issue_tag (issue_id, key, value, event_count, first_seen, last_seen) '
+                  'VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (issue_id, key, value) DO UPDATE SET '
+                  'event_count = issue_tag.event_count + excluded.event_count, '
+                  'last_seen = CASE WHEN issue_tag.last_seen < excluded.last_seen '
+                  'THEN excluded.last_seen ELSE issue_tag.last_seen END',
+    'update_issue': f'UPDATE issue SET {_ISSUE_COUNTS} WHERE id = ?',
+    'regress_issue': f"UPDATE issue SET {_ISSUE_COUNTS}, status = 'unresolved', "
+                     'is_regressed = TRUE, regressed_at = ?, regressed_release = ?, '
+                     "resolved_at = NULL WHERE id = ? AND status = 'resolved'",
+}
