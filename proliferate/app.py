@@ -13,6 +13,7 @@ from proliferate import api
 from proliferate import db
 from proliferate import ingest
 from proliferate import openapi
+from proliferate import releases
 from proliferate.db import utcnow
 from proliferate.digest import DropCounter
 
@@ -76,5 +77,9 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
     app.add_route('/api/v1/issues/{issue_id:int}/events', api.IssueEvents())
     app.add_route('/api/v1/issues/{issue_id:int}/users', api.IssueUsers())
     app.add_route('/api/v1/issues/{issue_id:int}/accounts', api.IssueAccounts())
+    # Source maps (issue 4): uploads take a project upload token, never a pk_ key.
+    app.add_route('/api/v1/releases', releases.Releases(writer, clock))
+    app.add_route('/api/v1/sourcemaps', releases.SourceMaps(writer, clock))
+    app.add_route('/api/v1/projects/{project_id:int}/releases', releases.ProjectReleases())
     app.add_static_route('/static', str(config.static_dir.resolve()))
     return app

@@ -10,6 +10,7 @@ import sys
 from proliferate import __version__
 from proliferate import auth
 from proliferate import db
+from proliferate import sourcemap_upload
 from proliferate.config import SETTINGS
 from proliferate.config import Config
 from proliferate.models import ApiToken
@@ -83,6 +84,15 @@ def build_parser():
     p = token.add_parser('revoke', help='revoke a token (by its value or its shown prefix)')
     p.add_argument('token')
     add_settings(p)
+    sourcemaps = sub.add_parser('sourcemaps', help='source maps (a client of a running server)')
+    sourcemaps = sourcemaps.add_subparsers(dest='action', required=True)
+    p = sourcemaps.add_parser('upload', help='upload the maps of a build directory for a release')
+    p.add_argument('directory', metavar='DIR', help='build output: each minified .js with its map')
+    p.add_argument('--release', required=True, help='the release version the events will send')
+    p.add_argument('--url-prefix', default=None,
+                   help="where DIR is served, e.g. '~/static/js' (any host) or https://cdn/x (default ~)")
+    p.add_argument('--server', default=None, help='server URL [PROLIFERATE_SERVER_URL]')
+    p.add_argument('--token', default=None, help='upload token pru_... [PROLIFERATE_UPLOAD_TOKEN]')
     return parser
 
 
@@ -212,6 +222,18 @@ def cmd_token_revoke(args):
     print(f'Revoked {updated} token(s)')
 
 
+def cmd_sourcemaps_upload(args, config):
+    """A client command: it talks to a server over HTTP and opens no database."""
+    try:
+        failures = sourcemap_upload.upload(
+            args.directory, release=args.release, url_prefix=args.url_prefix,
+            server=args.server or config.server_url, token=args.token or config.upload_token)
+    except sourcemap_upload.UploadError as error:
+        print(f'proliferate: {error}', file=sys.stderr)
+        return 1
+    return 1 if failures else 0
+
+
 COMMANDS = {
     ('project', 'create'): cmd_project_create,
     ('project', 'list'): cmd_project_list,
@@ -235,6 +257,8 @@ def main(argv=None):
     if args.command == 'serve':
         from proliferate.server import serve
         return serve(config)
+    if args.command == 'sourcemaps':
+        return cmd_sourcemaps_upload(args, config)
     try:
         open_db(config)
         if args.command == 'migrate':

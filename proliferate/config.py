@@ -65,6 +65,15 @@ SETTINGS = (
     ('smtp_starttls', boolean, False, 'Upgrade the SMTP connection with STARTTLS (1/0, true/false, yes/no).'),
     ('smtp_ssl', boolean, False, 'Connect to SMTP over TLS from the start (SMTPS, port 465).'),
     ('smtp_from', str, 'proliferate@localhost', 'Sender address of notification email.'),
+    # Source maps (issue 4).
+    ('sourcemap_retention_days', int, 90,
+     'Maps of releases older than this many days are deleted daily (the newest releases keep theirs); 0 keeps all.'),
+    ('sourcemap_keep_releases', int, 10,
+     'The source-map clean-up always keeps the maps of this many newest releases of each project.'),
+    ('sourcemap_cache_mb', int, 256,
+     'Memory the writer may hold in parsed source maps (a parsed map costs about 3x its JSON).'),
+    ('server_url', str, '', 'Server that `proliferate sourcemaps upload` sends to (its --server).'),
+    ('upload_token', str, '', 'Upload token (pru_...) that `proliferate sourcemaps upload` sends (its --token).'),
 )
 
 
@@ -97,6 +106,12 @@ class Config:
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     smtp_from: str = 'proliferate@localhost'
+    # Source maps (issue 4).
+    sourcemap_retention_days: int = 90
+    sourcemap_keep_releases: int = 10
+    sourcemap_cache_mb: int = 256
+    server_url: str = ''
+    upload_token: str = ''
 
     def __post_init__(self):
         validate(self)

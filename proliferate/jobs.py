@@ -4,6 +4,7 @@ directly. Jobs that write hand their writes to the writer."""
 import logging
 
 from proliferate import db
+from proliferate import releases
 
 log = logging.getLogger(__name__)
 
@@ -14,3 +15,9 @@ def checkpoint_wal():
     if result is not None:
         log.debug('wal checkpoint: %s', result)
     return result
+
+
+def cleanup_sourcemaps(config, writer=None, clock=db.utcnow):
+    """Daily: delete the maps of releases older than sourcemap_retention_days, keeping the
+    newest sourcemap_keep_releases releases of each project (issue 4)."""
+    return releases.cleanup_sourcemaps(config, writer=writer, clock=clock)

@@ -12,4 +12,7 @@ def build_scheduler(config, *, writer=None):
     scheduler = BackgroundScheduler(timezone='UTC', job_defaults=JOB_DEFAULTS)
     scheduler.add_job(jobs.checkpoint_wal, 'interval', minutes=5, id='checkpoint_wal',
                       replace_existing=True)
+    # A fixed time of day rather than an interval, so a server restarted daily still runs it.
+    scheduler.add_job(jobs.cleanup_sourcemaps, 'cron', hour=4, minute=10, id='cleanup_sourcemaps',
+                      kwargs={'config': config, 'writer': writer}, replace_existing=True)
     return scheduler

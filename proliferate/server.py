@@ -12,6 +12,7 @@ from proliferate import db
 from proliferate.app import create_app
 from proliferate.digest import Digest
 from proliferate.digest import DropCounter
+from proliferate.resolver import Resolver
 from proliferate.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,8 @@ def build_services(config, clock=db.utcnow):
     db.open_database(config.database_url, synchronous=config.sqlite_synchronous)
     db.migrate()
     drops = DropCounter()
-    digest = Digest(clock=clock, drops=drops)
+    digest = Digest(clock=clock, drops=drops,
+                    resolver=Resolver(cache_bytes=config.sourcemap_cache_mb * 1024 * 1024))
     writer = Writer(digest, queue_size=config.writer_queue_size,
                     batch_size=config.writer_batch_size, idle=digest.flush_idle).start()
     return writer, drops, digest

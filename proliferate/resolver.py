@@ -1,0 +1,132 @@
+"""The writer-side source-map resolver: JavaScript frames of fresh events with a release are mapped
+through that release's uploaded maps, the events regrouped on the resolved frames, and each map's
+resolved_count raised. Runs inside the writer's transaction (Digest(resolver=...)), before issues.
+"""
+
+import collections
+import logging
+import threading
+import time
+
+from proliferate import ingest
+from proliferate.models import Release
+from proliferate.models import SourceMap
+from proliferate.sourcemaps import MapCache
+from proliferate.sourcemaps import resolve_frames
+
+log = logging.getLogger(__name__)
+
+# How long the writer trusts its list of a release's maps. Uploads and the clean-up in this
+# process call maps_changed(), so the list is fresh at once here; another process sharing a
+# PostgreSQL database sees new maps after at most this long.
+RELEASE_TTL = 10.0
+MAX_RELEASES_CACHED = 2000
+
+_generation = 0
+_generation_lock = threading.Lock()
+
+
+def maps_changed():
+    """Forget every cached list of release maps (called by writes that add or remove maps)."""
+    global _generation
+    with _generation_lock:
+        _generation += 1
+
+
+def is_js_frame(frame):
+    path = frame.get('abs_path')
+    if not isinstance(path, str) or not isinstance(frame.get('lineno'), int):
+        return False
+    # Python frames carry a file path and a line too; a Python event with a release must not
+    # come out with every frame marked "no map".
+    return not path.split('?', 1)[0].endswith('.py')
+
+
+def grouping_frames(frames):
+    """The frames grouping sees. A resolved frame whose name the map could not give keeps V8's
+    minified 'Receiver.method': the receiver is a mangled class name that changes with every
+    build, the method a property name minifiers keep. Only the method takes part in grouping, so
+    the same bug in two builds is one issue (tests/test_resolver.py, builds 1 and 2)."""
+    out = []
+    for frame in frames:
+        raw = frame.get('raw_frame')
+        function = frame.get('function')
+        if (frame.get('resolved') and isinstance(raw, dict) and isinstance(function, str)
+                and function == raw.get('function') and '.' in function
+                and not function.startswith('new ')):
+            frame = dict(frame, function=function.rpartition('.')[2] or function)
+        out.append(frame)
+    return out
+
+
+class Resolver:
+    """resolver(items): called by Digest with the batch's fresh items, on the writer thread."""
+
+    def __init__(self, *, cache_bytes=256 * 1024 * 1024, ttl=RELEASE_TTL, clock=time.monotonic):
+        self.maps = MapCache(cache_bytes)
+        self.ttl = ttl
+        self.clock = clock
+        self._releases = {}  # (project_id, version) -> (expires, generation, {url: (id, sha256)})
+        self.events_resolved = 0
+        self.frames_resolved = 0
+
+    def __call__(self, items):
+        used = collections.Counter()  # SourceMap.id -> frames it resolved in this batch
+        for item in items:
+            frames = item.get('frames')
+            if not item.get('release') or not frames:
+                continue
+            event = item.get('event') or {}
+            if event.get('platform') == 'python' or not any(is_js_frame(f) for f in frames):
+                continue
+            try:
+                self.resolve_item(item, used)
+            except Exception:
+                # A broken map or a bug here must not lose the event: it is stored unresolved.
+                log.exception('source maps: event %s of project %s stays unresolved',
+                              item.get('event_id'), item.get('project_id'))
+        for map_id, count in used.items():
+            (SourceMap.update(resolved_count=SourceMap.resolved_count + count)
+             .where(SourceMap.id == map_id).execute())
+
+    def resolve_item(self, item, used):
+        maps = self.release_maps(item['project_id'], item['release'])
+
+        def load(url):
+            map_id, sha256 = maps[url]
+            key = (map_id, sha256)
+            if key not in self.maps:
+                data = (SourceMap.select(SourceMap.map_data)
+                        .where(SourceMap.id == map_id, SourceMap.sha256 == sha256).scalar())
+                if data is None:
+                    return None  # replaced or cleaned up since the list was read
+                return self.maps.get_or_load(key, lambda: bytes(data))
+            return self.maps.get_or_load(key, lambda: b'')
+
+        frames, stats = resolve_frames(item['frames'], maps, load)
+        item['event']['frames'] = frames
+        item['frames'] = grouping_frames(frames)
+        ingest.regroup(item)
+        for url, count in stats['maps_used'].items():
+            used[maps[url][0]] += count
+        if stats['resolved']:
+            self.events_resolved += 1
+            self.frames_resolved += stats['resolved']
+
+    def release_maps(self, project_id, version):
+        """{url: (SourceMap.id, sha256)} of a release ({} when it has none or does not exist)."""
+        key = (project_id, version)
+        now = self.clock()
+        entry = self._releases.get(key)
+        if entry is not None and entry[0] > now and entry[1] == _generation:
+            return entry[2]
+        generation = _generation
+        query = (SourceMap.select(SourceMap.id, SourceMap.url, SourceMap.sha256)
+                 .join(Release)
+                 .where(Release.project == project_id, Release.version == version)
+                 .tuples())
+        maps = {url: (map_id, sha256) for map_id, url, sha256 in query}
+        if len(self._releases) >= MAX_RELEASES_CACHED:
+            self._releases.clear()
+        self._releases[key] = (now + self.ttl, generation, maps)
+        return maps
