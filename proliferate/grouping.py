@@ -5,6 +5,7 @@ text returns a bounded result in linear time, so a hostile payload cannot stall 
 """
 
 import collections
+import functools
 import hashlib
 import json
 import re
@@ -63,6 +64,10 @@ _QUOTED = re.compile(r"""(?<!\w)(?:'[^'\n]{0,256}'|"[^"\n]{0,256}"|`[^`\n]{0,256
 _NUMBER = re.compile(r'\d+')
 _SPACE = re.compile(r'\s+')
 _CONTROL = re.compile(r'[\x00-\x1f\x7f\ud800-\udfff]')
+
+# Frame lines repeat across events (framework and library frames, the same bug over and over);
+# the line parsers are pure, so their results are cached (callers copy what they keep).
+LINE_CACHE = 8192
 
 
 def parse_stack(stack, *, max_frames=250):
@@ -192,6 +197,7 @@ def _parse_v8(lines, max_frames):
     for line in lines:
         text = line.strip() if len(line) <= MAX_FRAME_LINE else ''
         frame = _parse_v8_line(text) if text else None
+        frame = dict(frame) if frame is not None else None
         if frame is None:
             # Lines before the first frame are the 'Type: message' header.
             if not frames and header_size < MAX_MESSAGE:
@@ -205,6 +211,7 @@ def _parse_v8(lines, max_frames):
     return frames, exception_type, message
 
 
+@functools.lru_cache(maxsize=LINE_CACHE)
 def _parse_v8_line(text):
     if not text.startswith('at '):
         return None
@@ -275,11 +282,13 @@ def _parse_gecko(lines, max_frames):
             continue
         text = line.strip()
         frame = _parse_gecko_line(text) if text else None
+        frame = dict(frame) if frame is not None else None
         if frame is not None:
             frames.append(frame)
     return frames
 
 
+@functools.lru_cache(maxsize=LINE_CACHE)
 def _parse_gecko_line(text):
     if text == '[native code]':
         return _make_frame(None, text, None, None, text)
@@ -334,6 +343,7 @@ def _parse_python(lines, max_frames):
             continue
         text = line.strip() if len(line) <= MAX_FRAME_LINE else ''
         frame = _parse_python_file_line(text) if text else None
+        frame = dict(frame) if frame is not None else None
         if frame is not None:
             seen += 1
             frames.append(frame)
@@ -386,6 +396,7 @@ def _last_python_block(lines):
     return block
 
 
+@functools.lru_cache(maxsize=LINE_CACHE)
 def _parse_python_file_line(text):
     # 'File "/srv/app/views.py", line 12, in checkout' (', in ...' absent for SyntaxError).
     if not text.startswith('File "'):
