@@ -183,6 +183,7 @@ def prepare(event, project_id, timestamp, received_at, scrubber=scrub.DEFAULT):
             tags.append(('os', system))
     if event['url']:
         tags.append(('url', event['url'].split('?', 1)[0].split('#', 1)[0][:200]))
+    tags.extend(custom_tags(event))
     item = {
         'project_id': project_id,
         'event_id': event['event_id'],
@@ -202,6 +203,28 @@ def prepare(event, project_id, timestamp, received_at, scrubber=scrub.DEFAULT):
     }
     regroup(item)
     return item
+
+
+RESERVED_TAGS = frozenset(('environment', 'release', 'browser', 'os', 'url', 'level'))
+MAX_CUSTOM_TAGS = 10
+
+
+def custom_tags(event):
+    """The SDK's tags (context.tags of 0.2.x, extra.tags of 0.1.0) as issue distributions:
+    string and number values only, bounded, so a hostile event cannot add thousands of rows."""
+    tags = event.get('tags')
+    if not isinstance(tags, dict):
+        tags = (event.get('extra') or {}).get('tags')
+    if not isinstance(tags, dict):
+        return []
+    out = []
+    for key, value in tags.items():
+        if len(out) >= MAX_CUSTOM_TAGS:
+            break
+        if (isinstance(value, (str, int, float)) and not isinstance(value, bool)
+                and 0 < len(key) <= 32 and key not in RESERVED_TAGS):
+            out.append((key, str(value)[:200]))
+    return out
 
 
 def regroup(item):

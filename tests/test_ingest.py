@@ -256,6 +256,8 @@ def test_python_sdk_shape_on_the_v1_alias_with_header_key(http, read_api, projec
     [stored] = read_api.get(f'/api/v1/issues/{issue["id"]}/events')['events']
     assert stored['tags'] == {'feature': 'checkout'} and stored['type'] == 'exception'
     assert stored['exception']['message'] == 'bad input 42'
+    assert read_api.get(f'/api/v1/issues/{issue["id"]}')['tags']['feature'] == [
+        {'value': 'checkout', 'count': 1}]
 
 
 def test_text_plain_gzip_and_cors(http, read_api, project):

@@ -127,3 +127,18 @@ def test_validation_errors_name_the_field(payload, field):
     with pytest.raises(ValidationError) as error:
         normalize_event(payload, received_at=NOW)
     assert error.value.field == field
+
+
+def test_stored_payload_round_trips_and_reads_older_rows():
+    import zlib
+
+    import orjson
+
+    from proliferate.payload import decode_event
+    from proliferate.payload import encode_event
+    event = normalize_event(base(user_agent='Mozilla/5.0 (X11; Linux x86_64)'), received_at=NOW)[2]
+    stored = encode_event(event)
+    assert stored[0] == 1 and len(stored) < len(orjson.dumps(event))
+    assert {k: v for k, v in decode_event(stored).items() if k != 'frames'} == event
+    legacy = zlib.compress(orjson.dumps(event))
+    assert {k: v for k, v in decode_event(legacy).items() if k != 'frames'} == event
