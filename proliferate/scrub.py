@@ -24,7 +24,7 @@ MAX_KEY_CACHE = 4096
 _SEPARATORS = str.maketrans('', '', '-_. ')
 # 13-19 digits, optionally grouped by single spaces or dashes, starting with 2-6 like the card
 # networks' numbers: epoch milliseconds (13 digits starting with 1) are not cards.
-_CARD = re.compile(r'(?<![\d.])[2-6](?:[ -]?\d){12,18}(?![\d.])')
+_CARD = re.compile(r'(?<!\d)(?<!\d\.)[2-6](?:[ -]?\d){12,18}(?!\d|\.\d)')
 _QUERY_PAIR = re.compile(r'([?&;])([^=&;#\s?]{1,200})=([^&;#\s]*)')
 _CARD_MIN = 10 ** 12
 _CARD_MAX = 10 ** 19
