@@ -235,3 +235,47 @@ ALL_MODELS = (
     Organization, User, Membership, Project, ProjectKey, ApiToken, Issue, Event, IssueUser,
     IssueAccount, IssueHourly, IssueTag, IssueActivity, Release, SourceMap, Outbox, DroppedCount,
 )
+
+
+# Issue browser (migration 0002): dashboard sessions, invite links, failed logins.
+
+class Session(BaseModel):
+    """A dashboard login. The cookie carries a random id; only its SHA-256 is stored, so a copy of
+    the database logs nobody in."""
+    token_hash = peewee.CharField(unique=True)
+    user = peewee.ForeignKeyField(User, backref='sessions', on_delete='CASCADE')
+    created_at = peewee.DateTimeField(default=utcnow)
+    expires_at = peewee.DateTimeField(index=True)
+    ip = peewee.CharField(default='')
+    user_agent = peewee.CharField(default='')
+
+
+class Invite(BaseModel):
+    """A link that makes its holder a member of an organization; only the token's SHA-256 is
+    stored, the link is shown once."""
+    organization = peewee.ForeignKeyField(Organization, backref='invites', on_delete='CASCADE')
+    role = peewee.CharField(default='member')
+    email = peewee.CharField(null=True)  # who it was made for: a note, not a restriction
+    token_hash = peewee.CharField(unique=True)
+    created_by = peewee.ForeignKeyField(User, null=True, backref='+', on_delete='SET NULL')
+    created_at = peewee.DateTimeField(default=utcnow)
+    expires_at = peewee.DateTimeField()
+    accepted_at = peewee.DateTimeField(null=True)
+    accepted_by = peewee.ForeignKeyField(User, null=True, backref='+', on_delete='SET NULL')
+    revoked_at = peewee.DateTimeField(null=True)
+
+
+class LoginAttempt(BaseModel):
+    """A failed login, kept for a day to throttle guessing by email and by client address."""
+    email = peewee.CharField()
+    ip = peewee.CharField()
+    created_at = peewee.DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        indexes = (
+            (('email', 'created_at'), False),
+            (('ip', 'created_at'), False),
+        )
+
+
+ALL_MODELS += (Session, Invite, LoginAttempt)

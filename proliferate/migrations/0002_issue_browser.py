@@ -1,0 +1,58 @@
+"""Issue browser: dashboard sessions, invite links and failed login attempts (frozen models)."""
+from peewee import *  # noqa: F403 (frozen copy, the style of 0001)
+
+
+def up(migrator, db):
+    class User(Model):
+        class Meta:
+            database = db
+            table_name = 'user'
+
+    class Organization(Model):
+        class Meta:
+            database = db
+            table_name = 'organization'
+
+    class Session(Model):
+        token_hash = CharField(unique=True)
+        user = ForeignKeyField(User, on_delete='CASCADE')
+        created_at = DateTimeField()
+        expires_at = DateTimeField(index=True)
+        ip = CharField(default='')
+        user_agent = CharField(default='')
+        class Meta:
+            database = db
+            table_name = 'session'
+    db.create_tables([Session])
+
+    class Invite(Model):
+        organization = ForeignKeyField(Organization, on_delete='CASCADE')
+        role = CharField(default='member')
+        email = CharField(null=True)
+        token_hash = CharField(unique=True)
+        created_by = ForeignKeyField(User, null=True, backref='+', on_delete='SET NULL')
+        created_at = DateTimeField()
+        expires_at = DateTimeField()
+        accepted_at = DateTimeField(null=True)
+        accepted_by = ForeignKeyField(User, null=True, backref='+', on_delete='SET NULL')
+        revoked_at = DateTimeField(null=True)
+        class Meta:
+            database = db
+            table_name = 'invite'
+    db.create_tables([Invite])
+
+    class LoginAttempt(Model):
+        email = CharField()
+        ip = CharField()
+        created_at = DateTimeField(index=True)
+        class Meta:
+            database = db
+            table_name = 'login_attempt'
+            indexes = ((('email', 'created_at'), False), (('ip', 'created_at'), False))
+    db.create_tables([LoginAttempt])
+
+
+def down(migrator, db):
+    migrator.migrate(migrator.drop_table('login_attempt'))
+    migrator.migrate(migrator.drop_table('invite'))
+    migrator.migrate(migrator.drop_table('session'))
