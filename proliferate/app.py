@@ -10,9 +10,11 @@ import falcon
 import orjson
 
 from proliferate import api
+from proliferate import auth
 from proliferate import db
 from proliferate import ingest
 from proliferate import openapi
+from proliferate import pages
 from proliferate import releases
 from proliferate.db import utcnow
 from proliferate.digest import DropCounter
@@ -55,7 +57,8 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
     drops = drops if drops is not None else DropCounter()
     keys = keys or ingest.KeyCache(config.key_cache_seconds)
     limiter = limiter or ingest.RateLimiter(config.rate_limit_per_minute)
-    app = falcon.App(middleware=[ReadConnection()])
+    app = falcon.App(middleware=[ReadConnection(), auth.CrossSiteGuard(config.base_url),
+                                 pages.SecurityHeaders()])
     app.req_options.strip_url_path_trailing_slash = True
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
@@ -81,5 +84,8 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
     app.add_route('/api/v1/releases', releases.Releases(writer, clock))
     app.add_route('/api/v1/sourcemaps', releases.SourceMaps(writer, clock))
     app.add_route('/api/v1/projects/{project_id:int}/releases', releases.ProjectReleases())
+    # The issue browser; its errors are HTML pages, those of /api and ingest stay JSON.
+    templates = pages.add_routes(app, config, writer=writer, keys=keys, clock=clock)
+    app.set_error_serializer(pages.error_serializer(templates, serialize_error))
     app.add_static_route('/static', str(config.static_dir.resolve()))
     return app

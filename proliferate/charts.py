@@ -1,0 +1,65 @@
+"""Pure: hourly counts -> the series and bar geometry the pages draw as inline SVG (sparklines and
+the issue's events-over-time chart). No I/O; the pages hand in rows the writer keeps (issue_hourly).
+"""
+
+import datetime
+
+HOUR = datetime.timedelta(hours=1)
+DAY = datetime.timedelta(days=1)
+
+
+def floor_hour(value):
+    return value.replace(minute=0, second=0, microsecond=0)
+
+
+def floor_day(value):
+    return value.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def hourly_series(rows, now, hours):
+    """[(hour start, count)] for the last `hours` hours ending with the current one.
+    rows: (hour, count) pairs, any order, any range."""
+    last = floor_hour(now)
+    first = last - HOUR * (hours - 1)
+    counts = {}
+    for hour, count in rows:
+        if first <= hour <= last:
+            counts[hour] = counts.get(hour, 0) + count
+    return [(first + HOUR * i, counts.get(first + HOUR * i, 0)) for i in range(hours)]
+
+
+def daily_series(rows, now, days):
+    """[(day start, count)] for the last `days` UTC days ending with today."""
+    last = floor_day(now)
+    first = last - DAY * (days - 1)
+    counts = {}
+    for hour, count in rows:
+        day = floor_day(hour)
+        if first <= day <= last:
+            counts[day] = counts.get(day, 0) + count
+    return [(first + DAY * i, counts.get(first + DAY * i, 0)) for i in range(days)]
+
+
+def bars(series, *, width, height, gap=1, min_height=1):
+    """Bar rectangles for an SVG of width x height: [{'x', 'y', 'w', 'h', 'start', 'count'}].
+
+    A non-zero count always gets at least min_height so a single event stays visible beside
+    a spike; zero draws nothing (h == 0) but keeps its slot."""
+    if not series:
+        return []
+    peak = max(count for _start, count in series) or 1
+    slot = width / len(series)
+    w = max(slot - gap, 1)
+    out = []
+    for i, (start, count) in enumerate(series):
+        h = 0 if count == 0 else max(min_height, round(count / peak * height, 1))
+        out.append({'x': round(i * slot, 2), 'y': round(height - h, 2), 'w': round(w, 2),
+                    'h': h, 'start': start, 'count': count})
+    return out
+
+
+def share_bars(counts, total):
+    """[(value, count, percent)] with percent of total (0 when total is 0), for distributions."""
+    total = total or 0
+    return [(value, count, round(100 * count / total, 1) if total else 0)
+            for value, count in counts]

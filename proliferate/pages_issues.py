@@ -1,0 +1,443 @@
+"""The issue list (per project and across an organization's projects) and the issue detail (latest
+event, events, affected users and accounts, activity), with status changes through the writer.
+
+Reads only what the writer keeps for them (issue columns, issue_hourly, issue_tag, issue_user,
+issue_account); events are read by primary key or through the (issue_id, id) index, never counted.
+"""
+
+import datetime
+
+import falcon
+import orjson
+from peewee import JOIN
+from peewee import fn
+
+from proliferate import api
+from proliferate import auth
+from proliferate import charts
+from proliferate import search
+from proliferate import urls
+from proliferate.models import Event
+from proliferate.models import Issue as IssueRow
+from proliferate.models import IssueAccount
+from proliferate.models import IssueActivity
+from proliferate.models import IssueHourly
+from proliferate.models import IssueTag
+from proliferate.models import IssueUser
+from proliferate.models import Project
+from proliferate.models import User
+from proliferate.pages import Page
+from proliferate.payload import decode_event
+from proliferate.useragent import parse_user_agent
+
+PAGE_SIZE = 25
+EVENTS_PAGE = 25
+PEOPLE_LIMIT = 200
+TAG_TOP = 5
+TAG_OPTIONS = 100
+MAX_TAG_KEYS = 20  # the five known keys plus the SDK's tags (ingest keeps at most 10 of those)
+LEVELS = ('error', 'warning', 'info')
+PERIODS = {
+    '1h': datetime.timedelta(hours=1),
+    '24h': datetime.timedelta(hours=24),
+    '7d': datetime.timedelta(days=7),
+    '14d': datetime.timedelta(days=14),
+    '30d': datetime.timedelta(days=30),
+}
+PERIOD_LABELS = (('', 'Any time'), ('1h', 'Last hour'), ('24h', 'Last 24 hours'),
+                 ('7d', 'Last 7 days'), ('14d', 'Last 14 days'), ('30d', 'Last 30 days'))
+SORT_LABELS = (('last_seen', 'Last seen'), ('first_seen', 'First seen'), ('events', 'Events'),
+               ('users', 'Users'), ('accounts', 'Accounts'))
+STATUS_TABS = (('unresolved', 'Unresolved'), ('resolved', 'Resolved'), ('ignored', 'Ignored'),
+               ('all', 'All'))
+ACTIONS = {'resolve': 'resolved', 'ignore': 'ignored', 'reopen': 'unresolved'}
+TAG_KEYS = (('environment', 'Environment'), ('release', 'Release'), ('browser', 'Browser'),
+            ('os', 'OS'), ('url', 'URL'))
+NEW_FOR = datetime.timedelta(hours=24)  # an issue first seen this recently wears a "new" badge
+SPARK_WIDTH, SPARK_HEIGHT = 96, 24
+CHART_WIDTH, CHART_HEIGHT = 600, 80
+
+
+def parse_filters(req):
+    """The list's query parameters, each checked; unknown values fall back to the default."""
+    status = req.get_param('status') or 'unresolved'
+    sort = req.get_param('sort') or 'last_seen'
+    period = req.get_param('period') or ''
+    stats = req.get_param('stats') or '24h'
+    level = req.get_param('level') or ''
+    return {
+        'status': status if status in search.STATUSES + ('all',) else 'unresolved',
+        'sort': sort if sort in search.SORTS else 'last_seen',
+        'period': period if period in PERIODS else '',
+        'stats': stats if stats in ('24h', '14d') else '24h',
+        'level': level if level in LEVELS else '',
+        'environment': (req.get_param('environment') or '')[:200],
+        'release': (req.get_param('release') or '')[:200],
+        'query': (req.get_param('query') or '').strip()[:500],
+        'cursor': (req.get_param('cursor') or '')[:200],
+    }
+
+
+def find_event(project_ids, text):
+    """(issue id, event pk) of an event whose event_id is the whole search text, or None: pasting
+    an event id jumps to it (one lookup on the unique (project, event_id) index)."""
+    if not text or len(text) > 200 or any(c.isspace() for c in text) or ':' in text:
+        return None
+    return (Event.select(Event.issue, Event.id)
+            .where(Event.project.in_(project_ids), Event.event_id == text)
+            .tuples().first())
+
+
+def tag_values(project_ids, key, limit=TAG_OPTIONS):
+    """The values of a tag (environment, release) in these projects, most recently seen first."""
+    issues = IssueRow.select(IssueRow.id).where(IssueRow.project.in_(project_ids))
+    query = (IssueTag.select(IssueTag.value)
+             .where(IssueTag.key == key, IssueTag.issue.in_(issues))
+             .group_by(IssueTag.value)
+             .order_by(fn.MAX(IssueTag.last_seen).desc())
+             .limit(limit).tuples())
+    return [row[0] for row in query]
+
+
+def tag_keys(issue_id, limit=MAX_TAG_KEYS):
+    """The distinct tag keys of an issue, walked one index seek at a time over (issue_id, key,
+    value): a key with a hundred thousand values costs no more than one with a single value."""
+    keys = []
+    last = ''
+    for _ in range(limit):
+        key = (IssueTag.select(fn.MIN(IssueTag.key))
+               .where(IssueTag.issue == issue_id, IssueTag.key > last).scalar())
+        if key is None:
+            break
+        keys.append(key)
+        last = key
+    return keys
+
+
+def sparklines(issue_ids, stats, now):
+    """{issue id: bars} from issue_hourly: 24 hourly bars, or 14 daily ones."""
+    if not issue_ids:
+        return {}
+    if stats == '14d':
+        start = charts.floor_day(now) - charts.DAY * 13
+    else:
+        start = charts.floor_hour(now) - charts.HOUR * 23
+    rows = {}
+    query = (IssueHourly.select(IssueHourly.issue, IssueHourly.hour, IssueHourly.event_count)
+             .where(IssueHourly.issue.in_(issue_ids), IssueHourly.hour >= start).tuples())
+    for issue_id, hour, count in query:
+        rows.setdefault(issue_id, []).append((hour, count))
+    out = {}
+    for issue_id in issue_ids:
+        if stats == '14d':
+            series = charts.daily_series(rows.get(issue_id, ()), now, 14)
+        else:
+            series = charts.hourly_series(rows.get(issue_id, ()), now, 24)
+        out[issue_id] = charts.bars(series, width=SPARK_WIDTH, height=SPARK_HEIGHT)
+    return out
+
+
+def title_parts(issue):
+    """(type, rest of the title) so the type can be set in bold; ('', title) without one."""
+    prefix = f'{issue.type}: '
+    if issue.type and issue.title.startswith(prefix):
+        return issue.type, issue.title[len(prefix):]
+    if issue.type and issue.title == issue.type:
+        return issue.type, ''
+    return '', issue.title
+
+
+def event_summary(event):
+    exception = event.get('exception') or {}
+    return {
+        'message': exception.get('message') or event.get('message') or exception.get('type') or '',
+        'user': event.get('user') or {},
+        'release': event.get('release'),
+        'environment': event.get('environment'),
+        'url': event.get('url'),
+    }
+
+
+class Issues(Page):
+    """The issue list: /orgs/{slug}/issues (every project of the organization, or one of them with
+    ?project=) and /projects/{id}/issues; POST /issues/bulk changes the status of selected rows."""
+
+    @falcon.before(auth.require_login)
+    def on_get_org(self, req, resp, org_slug):
+        org, _membership = self.org_for(req, org_slug)
+        projects = list(Project.select().where(Project.organization == org.id)
+                        .order_by(Project.name, Project.id))
+        chosen = req.get_param_as_int('project')
+        scope = [p.id for p in projects if chosen in (None, p.id)]
+
+        def link(**params):
+            return urls.org_issues(org.slug, project=chosen, **params)
+
+        self.show(req, resp, org=org, projects=projects, scope=scope, project=None, link=link,
+                  chosen=chosen)
+
+    @falcon.before(auth.require_login)
+    def on_get_project(self, req, resp, project_id):
+        project, _membership = self.project_for(req, project_id)
+
+        def link(**params):
+            return urls.project_issues(project.id, **params)
+
+        self.show(req, resp, org=project.organization, projects=[project], scope=[project.id],
+                  project=project, link=link, chosen=project.id)
+
+    def show(self, req, resp, *, org, projects, scope, project, link, chosen):
+        filters = parse_filters(req)
+        now = self.clock()
+        if filters['query'] and scope:
+            found = find_event(scope, filters['query'])
+            if found:
+                raise falcon.HTTPSeeOther(urls.issue_event(*found))
+        rows, next_cursor = [], None
+        if scope:
+            since = now - PERIODS[filters['period']] if filters['period'] else None
+            issues = search.filter_issues(
+                scope, status=filters['status'], environment=filters['environment'] or None,
+                release=filters['release'] or None, level=filters['level'] or None,
+                query=filters['query'], since=since)
+            rows, next_cursor = search.page_issues(
+                issues, sort=filters['sort'], cursor=filters['cursor'] or None, limit=PAGE_SIZE)
+
+        def here(**changes):
+            """This list's URL with some filters changed (and the page reset)."""
+            params = {k: v for k, v in filters.items() if k != 'cursor'}
+            params.update(changes)
+            defaults = {'status': 'unresolved', 'sort': 'last_seen', 'stats': '24h'}
+            return link(**{k: (None if defaults.get(k) == v else v) for k, v in params.items()})
+
+        project_names = {p.id: p.name for p in projects}
+        self.render(
+            req, resp, 'issue_list.html', org=org, project=project, projects=projects,
+            chosen=chosen, filters=filters, issues=rows,
+            titles={i.id: title_parts(i) for i in rows},
+            sparks=sparklines([i.id for i in rows], filters['stats'], now),
+            spark_size=(SPARK_WIDTH, SPARK_HEIGHT), project_names=project_names,
+            environments=tag_values(scope, 'environment') if scope else [],
+            releases=tag_values(scope, 'release') if scope else [],
+            next_url=here(cursor=next_cursor) if next_cursor else None,
+            first_url=here() if filters['cursor'] else None,
+            here=here, new_since=now - NEW_FOR, levels=LEVELS, periods=PERIOD_LABELS,
+            sorts=SORT_LABELS, tabs=STATUS_TABS, list_url=req.relative_uri)
+
+    @falcon.before(auth.require_login)
+    def on_post_bulk(self, req, resp):
+        form = self.form(req)
+        status = ACTIONS.get(form.get('action'))
+        if status is None:
+            raise falcon.HTTPBadRequest(description='action: resolve, ignore or reopen')
+        wanted = {int(v) for v in form.getlist('issue', limit=PAGE_SIZE * 4) if v.isdigit()}
+        org_ids = [m.organization_id for m in self.memberships(req)]
+        allowed = [row[0] for row in IssueRow.select(IssueRow.id).join(Project)
+                   .where(IssueRow.id.in_(list(wanted)), Project.organization.in_(org_ids))
+                   .tuples()] if wanted and org_ids else []
+        user_id = auth.current_user(req).id
+
+        def change():
+            for issue_id in allowed:
+                api.set_status(issue_id, status, user_id=user_id, now=self.clock())
+
+        if allowed:
+            self.call(change)
+        target = form.get('next')
+        target = target if urls.is_local(target) else urls.home()
+        raise falcon.HTTPSeeOther(urls.with_notice(target, 'bulk'))
+
+
+class Issue(Page):
+    """/issues/{id} (latest event), /events/{pk} (one event), /events (all), /users, /accounts,
+    the raw event JSON, and POST /status."""
+
+    def issue_for(self, req, issue_id):
+        issue = (IssueRow.select(IssueRow, Project).join(Project)
+                 .where(IssueRow.id == issue_id).first())
+        if issue is None:
+            raise falcon.HTTPNotFound()
+        membership = self.membership(req, issue.project.organization_id)
+        issue.project.organization = membership.organization
+        return issue, membership
+
+    @falcon.before(auth.require_login)
+    def on_get(self, req, resp, issue_id):
+        self.show(req, resp, issue_id, None)
+
+    @falcon.before(auth.require_login)
+    def on_get_event(self, req, resp, issue_id, event_pk):
+        self.show(req, resp, issue_id, event_pk)
+
+    def show(self, req, resp, issue_id, event_pk):
+        issue, _membership = self.issue_for(req, issue_id)
+        now = self.clock()
+        row = self.event_row(issue, event_pk)
+        if row is None and event_pk is not None:
+            raise falcon.HTTPNotFound(description='no such event in this issue')
+        event = decode_event(row.data) if row is not None else None
+        nav = self.event_nav(issue, row) if row is not None else {}
+        chart = req.get_param('chart')
+        if chart not in ('24h', '30d'):
+            chart = '24h' if issue.last_seen >= now - charts.DAY else '30d'
+        frames_view = 'raw' if req.get_param('frames') == 'raw' else 'original'
+        frames = [f for f in (event or {}).get('frames') or () if isinstance(f, dict)]
+
+        def here(**changes):
+            """This page's URL with the chart range or the frames view changed."""
+            params = {'chart': req.get_param('chart') if chart else None,
+                      'frames': 'raw' if frames_view == 'raw' else None}
+            params.update(changes)
+            if event_pk is not None:
+                return urls.issue_event(issue.id, event_pk, **params)
+            return urls.issue(issue.id, **params)
+
+        self.render(
+            req, resp, 'issue_detail.html', org=issue.project.organization, issue=issue,
+            title=title_parts(issue), tab='details', row=row, event=event, event_nav=nav,
+            chart=chart, bars=self.chart_bars(issue, chart, now),
+            chart_size=(CHART_WIDTH, CHART_HEIGHT), tags=self.tags(issue),
+            users=self.people(IssueUser, issue, TAG_TOP),
+            accounts=self.people(IssueAccount, issue, TAG_TOP),
+            activity=self.activity(issue), frames_view=frames_view,
+            agent=parse_user_agent(event.get('user_agent')) if event else (None, None),
+            frames=frames, has_mapped=any(f.get('resolved') for f in frames),
+            maps_missing=any(f.get('unresolved_reason') == 'no_maps' for f in frames),
+            new_since=now - NEW_FOR, here=here)
+
+    def event_row(self, issue, event_pk):
+        if event_pk is not None:
+            return Event.get_or_none(Event.id == event_pk, Event.issue == issue.id)
+        if issue.last_event:
+            row = Event.get_or_none(Event.id == issue.last_event, Event.issue == issue.id)
+            if row is not None:
+                return row
+        # The newest event through the (issue_id, id) index: last_event missing or pruned.
+        return (Event.select().where(Event.issue == issue.id)
+                .order_by(Event.id.desc()).first())
+
+    def event_nav(self, issue, row):
+        """Older/newer/oldest/newest event ids around row, each one (issue_id, id) index probe."""
+        def one(query):
+            found = query.tuples().first()
+            return found[0] if found else None
+
+        return {
+            'newer': one(Event.select(Event.id).where(Event.issue == issue.id, Event.id > row.id)
+                         .order_by(Event.id).limit(1)),
+            'older': one(Event.select(Event.id).where(Event.issue == issue.id, Event.id < row.id)
+                         .order_by(Event.id.desc()).limit(1)),
+            'newest': one(Event.select(Event.id).where(Event.issue == issue.id)
+                          .order_by(Event.id.desc()).limit(1)),
+            'oldest': one(Event.select(Event.id).where(Event.issue == issue.id)
+                          .order_by(Event.id).limit(1)),
+        }
+
+    def chart_bars(self, issue, chart, now):
+        if chart == '30d':
+            start = charts.floor_day(now) - charts.DAY * 29
+        else:
+            start = charts.floor_hour(now) - charts.HOUR * 23
+        rows = (IssueHourly.select(IssueHourly.hour, IssueHourly.event_count)
+                .where(IssueHourly.issue == issue.id, IssueHourly.hour >= start).tuples())
+        if chart == '30d':
+            series = charts.daily_series(rows, now, 30)
+        else:
+            series = charts.hourly_series(rows, now, 24)
+        return charts.bars(series, width=CHART_WIDTH, height=CHART_HEIGHT, gap=2)
+
+    def tags(self, issue):
+        """[(key, label, [(value, count, percent)])] for the keys this issue has: the known ones,
+        then the SDK's own tags."""
+        out = []
+        known = dict(TAG_KEYS)
+        for key, label in TAG_KEYS + tuple((k, k) for k in tag_keys(issue.id) if k not in known):
+            rows = (IssueTag.select(IssueTag.value, IssueTag.event_count)
+                    .where(IssueTag.issue == issue.id, IssueTag.key == key)
+                    .order_by(IssueTag.event_count.desc(), IssueTag.value)
+                    .limit(TAG_TOP).tuples())
+            values = list(rows)
+            if values:
+                out.append((key, label, charts.share_bars(values, issue.event_count)))
+        return out
+
+    def people(self, model, issue, limit):
+        return list(model.select().where(model.issue == issue.id)
+                    .order_by(model.event_count.desc(), model.id).limit(limit))
+
+    def activity(self, issue):
+        return list(IssueActivity.select(IssueActivity, User)
+                    .join(User, JOIN.LEFT_OUTER)
+                    .where(IssueActivity.issue == issue.id)
+                    .order_by(IssueActivity.created_at.desc(), IssueActivity.id.desc())
+                    .limit(50))
+
+    @falcon.before(auth.require_login)
+    def on_get_events(self, req, resp, issue_id):
+        issue, _membership = self.issue_for(req, issue_id)
+        before = req.get_param_as_int('before', min_value=1)
+        after = req.get_param_as_int('after', min_value=1)
+        query = Event.select(Event.id, Event.event_id, Event.timestamp, Event.received_at,
+                             Event.data).where(Event.issue == issue.id)
+        if after:
+            rows = list(query.where(Event.id > after).order_by(Event.id)
+                        .limit(EVENTS_PAGE + 1))
+            more_newer = len(rows) > EVENTS_PAGE
+            rows = rows[:EVENTS_PAGE][::-1]
+            more_older = True
+        else:
+            if before:
+                query = query.where(Event.id < before)
+            rows = list(query.order_by(Event.id.desc()).limit(EVENTS_PAGE + 1))
+            more_older = len(rows) > EVENTS_PAGE
+            rows = rows[:EVENTS_PAGE]
+            more_newer = bool(before)
+        events = [(row, event_summary(decode_event(row.data))) for row in rows]
+        self.render(
+            req, resp, 'issue_events.html', org=issue.project.organization, issue=issue,
+            title=title_parts(issue), tab='events', events=events,
+            older_url=urls.issue_events(issue.id, before=rows[-1].id) if rows and more_older
+            else None,
+            newer_url=urls.issue_events(issue.id, after=rows[0].id) if rows and more_newer
+            else None,
+            new_since=self.clock() - NEW_FOR)
+
+    @falcon.before(auth.require_login)
+    def on_get_users(self, req, resp, issue_id):
+        issue, _membership = self.issue_for(req, issue_id)
+        self.render(req, resp, 'issue_people.html', org=issue.project.organization, issue=issue,
+                    title=title_parts(issue), tab='users', kind='users',
+                    people=self.people(IssueUser, issue, PEOPLE_LIMIT), limit=PEOPLE_LIMIT,
+                    total=issue.user_count, new_since=self.clock() - NEW_FOR)
+
+    @falcon.before(auth.require_login)
+    def on_get_accounts(self, req, resp, issue_id):
+        issue, _membership = self.issue_for(req, issue_id)
+        self.render(req, resp, 'issue_people.html', org=issue.project.organization, issue=issue,
+                    title=title_parts(issue), tab='accounts', kind='accounts',
+                    people=self.people(IssueAccount, issue, PEOPLE_LIMIT), limit=PEOPLE_LIMIT,
+                    total=issue.account_count, new_since=self.clock() - NEW_FOR)
+
+    @falcon.before(auth.require_login)
+    def on_get_json(self, req, resp, issue_id, event_pk):
+        issue, _membership = self.issue_for(req, issue_id)
+        row = Event.get_or_none(Event.id == event_pk, Event.issue == issue.id)
+        if row is None:
+            raise falcon.HTTPNotFound()
+        # Served as JSON with nosniff (SecurityHeaders): a browser shows it as text, never as HTML.
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = orjson.dumps(api.event_json(row), option=orjson.OPT_INDENT_2)
+        resp.set_header('Content-Disposition', f'inline; filename="event-{row.id}.json"')
+
+    @falcon.before(auth.require_login)
+    def on_post_status(self, req, resp, issue_id):
+        issue, _membership = self.issue_for(req, issue_id)
+        form = self.form(req)
+        status = form.get('status')
+        if status not in search.STATUSES:
+            raise falcon.HTTPBadRequest(description='status: unresolved, resolved or ignored')
+        user_id = auth.current_user(req).id
+        self.call(lambda: api.set_status(issue.id, status, user_id=user_id, now=self.clock()))
+        target = form.get('next')
+        target = target if urls.is_local(target) else urls.issue(issue.id)
+        raise falcon.HTTPSeeOther(urls.with_notice(target, status))

@@ -1,0 +1,152 @@
+"""The Jinja2 environment of the issue browser (autoescaped, strict), its filters and globals, and
+render(). Built once at start-up and never changed afterwards.
+
+Everything an event carries is hostile: templates print it through autoescaping only, and the
+filters here return plain strings (never Markup) so nothing they produce skips escaping.
+"""
+
+import datetime
+import json
+from urllib.parse import urlsplit
+
+import falcon
+from jinja2 import Environment
+from jinja2 import FileSystemLoader
+from jinja2 import StrictUndefined
+from jinja2 import select_autoescape
+
+from proliferate import __version__
+from proliferate import urls
+
+# The header navigation of an organization: (label, function of the organization's slug -> URL).
+# A new section adds one row here, e.g. ('Notifications', urls.org_notifications).
+NAV = [
+    ('Issues', urls.org_issues),
+    ('Projects', urls.org_projects),
+    ('Members', urls.org_members),
+]
+# Links of the user menu (right-hand side): (label, function -> URL).
+USER_NAV = [
+    ('API tokens', urls.tokens),
+    ('Account', urls.account),
+]
+
+
+def make_environment(directory):
+    env = Environment(
+        loader=FileSystemLoader(str(directory)),
+        autoescape=select_autoescape(('html', 'xml')),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(static=static, urls=urls, nav=NAV, user_nav=USER_NAV, version=__version__)
+    env.filters.update(
+        ago=ago, exact=exact, isoz=isoz, number=number, compact=compact,
+        pretty_json=pretty_json, crumb_time=crumb_time, http_url=http_url, plural=plural,
+    )
+    return env
+
+
+def render(resp, template, **ctx):
+    """Render a jinja2 Template (env.get_template(name), cached by Jinja) into resp as HTML."""
+    resp.content_type = falcon.MEDIA_HTML
+    resp.text = template.render(**ctx)
+
+
+def static(path):
+    # The version busts browser caches after an upgrade.
+    return f'/static/{path}?v={__version__}'
+
+
+def isoz(value):
+    if value is None:
+        return ''
+    return value.replace(microsecond=0).isoformat() + 'Z'
+
+
+def exact(value):
+    if value is None:
+        return ''
+    return value.strftime('%Y-%m-%d %H:%M:%S UTC')
+
+
+def ago(value, now):
+    """'just now', '5 min ago', '3 hours ago', '2 days ago', '4 months ago', '2 years ago'."""
+    if value is None:
+        return 'never'
+    seconds = (now - value).total_seconds()
+    if seconds < 0:
+        return 'in the future' if seconds < -300 else 'just now'
+    if seconds < 60:
+        return 'just now'
+    minutes = seconds / 60
+    if minutes < 60:
+        return f'{int(minutes)} min ago'
+    hours = minutes / 60
+    if hours < 24:
+        return plural(int(hours), 'hour') + ' ago'
+    days = hours / 24
+    if days < 45:
+        return plural(int(days), 'day') + ' ago'
+    if days < 365:
+        return plural(int(days / 30.4), 'month') + ' ago'
+    return plural(int(days / 365.25), 'year') + ' ago'
+
+
+def plural(count, word, words=None):
+    return f'{count} {word if count == 1 else (words or word + "s")}'
+
+
+def number(value):
+    return f'{value or 0:,}'
+
+
+def compact(value):
+    """1234 -> '1.2k', 3400000 -> '3.4M'; exact below 10,000."""
+    value = value or 0
+    if value < 10_000:
+        return f'{value:,}'
+    if value < 1_000_000:
+        return f'{value / 1000:.1f}k'.replace('.0k', 'k')
+    return f'{value / 1_000_000:.1f}M'.replace('.0M', 'M')
+
+
+def pretty_json(value):
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+
+
+def crumb_time(value):
+    """A breadcrumb's timestamp (epoch ms or s, or an ISO string) -> 'HH:MM:SS.mmm' UTC."""
+    if isinstance(value, bool) or value is None:
+        return ''
+    if isinstance(value, (int, float)):
+        seconds = value / 1000 if value > 1e11 else value
+        try:
+            stamp = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return str(value)
+        return stamp.strftime('%H:%M:%S.') + f'{stamp.microsecond // 1000:03d}'
+    text = str(value)
+    try:
+        stamp = datetime.datetime.fromisoformat(text.replace('Z', '+00:00'))
+    except ValueError:
+        return text[:32]
+    return stamp.strftime('%H:%M:%S.') + f'{stamp.microsecond // 1000:03d}'
+
+
+def http_url(value):
+    """The URL when it is http(s) and may be a link; '' otherwise (javascript:, data:, ...)."""
+    if not isinstance(value, str):
+        return ''
+    text = value.strip()
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return ''
+    if parts.scheme.lower() not in ('http', 'https') or not parts.netloc:
+        return ''
+    # Control characters and whitespace inside a URL are how filters get confused.
+    if any(ord(c) < 33 or c == '\x7f' for c in text):
+        return ''
+    return text
