@@ -10,6 +10,7 @@ import sys
 from proliferate import __version__
 from proliferate import auth
 from proliferate import db
+from proliferate import outbox
 from proliferate import sourcemap_upload
 from proliferate.config import SETTINGS
 from proliferate.config import Config
@@ -83,6 +84,12 @@ def build_parser():
     add_settings(p)
     p = token.add_parser('revoke', help='revoke a token (by its value or its shown prefix)')
     p.add_argument('token')
+    add_settings(p)
+    notify_parser = sub.add_parser('notify', help='notifications')
+    p = notify_parser.add_subparsers(dest='action', required=True).add_parser(
+        'test', help='send a test message to every configured channel and report each result')
+    p.add_argument('--org', help='organization slug (default: the first)')
+    p.add_argument('--to', help='send the test email to this address instead of the members')
     add_settings(p)
     sourcemaps = sub.add_parser('sourcemaps', help='source maps (a client of a running server)')
     sourcemaps = sourcemaps.add_subparsers(dest='action', required=True)
@@ -234,6 +241,24 @@ def cmd_sourcemaps_upload(args, config):
     return 1 if failures else 0
 
 
+def cmd_notify_test(args, config):
+    """Sends outside any transaction: a slow SMTP server must not hold the write lock."""
+    try:
+        open_db(config)
+        with db.database.connection_context():
+            org = find_org(args.org)
+    except CommandError as error:
+        print(f'proliferate: {error}', file=sys.stderr)
+        return 1
+    report = outbox.send_test(config, org, db.utcnow(), to=args.to)
+    for channel, target, error in report:
+        label = f'{channel} {target}'.strip()
+        print(f'{label}: sent' if error is None else f'{label}: FAILED: {error}')
+    if not report:
+        print('No channel is configured: set PROLIFERATE_SMTP_HOST or add a webhook.')
+    return 0 if report and all(error is None for _c, _t, error in report) else 1
+
+
 COMMANDS = {
     ('project', 'create'): cmd_project_create,
     ('project', 'list'): cmd_project_list,
@@ -257,6 +282,8 @@ def main(argv=None):
     if args.command == 'serve':
         from proliferate.server import serve
         return serve(config)
+    if args.command == 'notify':
+        return cmd_notify_test(args, config)
     if args.command == 'sourcemaps':
         return cmd_sourcemaps_upload(args, config)
     try:

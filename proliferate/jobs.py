@@ -4,6 +4,7 @@ directly. Jobs that write hand their writes to the writer."""
 import logging
 
 from proliferate import db
+from proliferate import outbox
 from proliferate import releases
 
 log = logging.getLogger(__name__)
@@ -21,3 +22,20 @@ def cleanup_sourcemaps(config, writer=None, clock=db.utcnow):
     """Daily: delete the maps of releases older than sourcemap_retention_days, keeping the
     newest sourcemap_keep_releases releases of each project (issue 4)."""
     return releases.cleanup_sourcemaps(config, writer=writer, clock=clock)
+
+
+def send_outbox(config, writer=None, clock=db.utcnow, ssl_context=None):
+    """Every few seconds: spikes and account thresholds, outbox rows into alerts (cooldown,
+    hourly cap, summaries of the rest), and sending what is due with retries (issue 5)."""
+    stats = outbox.run_outbox(config, clock(), writer=writer, ssl_context=ssl_context)
+    if stats:
+        log.info('notifications: %s', dict(stats))
+    return stats
+
+
+def send_digests(config, writer=None, clock=db.utcnow, ssl_context=None):
+    """Every few minutes: the hourly, daily and weekly digests that are due (issue 5)."""
+    stats = outbox.run_digests(config, clock(), writer=writer, ssl_context=ssl_context)
+    if stats:
+        log.info('digests: %s', dict(stats))
+    return stats

@@ -279,3 +279,94 @@ class LoginAttempt(BaseModel):
 
 
 ALL_MODELS += (Session, Invite, LoginAttempt)
+
+
+# Notifications (migration 0003): organization preferences, member choices, webhooks, the
+# delivery log, cooldowns, and the trigger detector's position in the event table.
+
+class NotificationSettings(BaseModel):
+    """One row per organization; an organization without one gets alerts.Prefs() defaults."""
+    organization = peewee.ForeignKeyField(Organization, unique=True, backref='+',
+                                          on_delete='CASCADE')
+    delivery_mode = peewee.CharField(default='immediate')  # immediate | digest_* | off
+    digest_hour = peewee.IntegerField(default=9)  # UTC
+    digest_weekday = peewee.IntegerField(default=0)  # Monday, for the weekly digest
+    trigger_new_issue = peewee.BooleanField(default=True)
+    trigger_regression = peewee.BooleanField(default=True)
+    trigger_spike = peewee.BooleanField(default=True)
+    spike_events = peewee.IntegerField(default=100)
+    spike_minutes = peewee.IntegerField(default=60)
+    trigger_accounts = peewee.BooleanField(default=False)
+    accounts_threshold = peewee.IntegerField(default=10)
+    min_level = peewee.CharField(default='warning')
+    environments = peewee.TextField(default='')  # comma-separated; empty: all
+    cooldown_minutes = peewee.IntegerField(default=60)
+    hourly_cap = peewee.IntegerField(default=20)
+    last_digest_at = peewee.DateTimeField(null=True)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+
+class NotificationPreference(BaseModel):
+    """A member's own choice for email: on, digest (digest only) or off."""
+    membership = peewee.ForeignKeyField(Membership, unique=True, backref='+', on_delete='CASCADE')
+    email = peewee.CharField(default='on')
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+
+class Webhook(BaseModel):
+    organization = peewee.ForeignKeyField(Organization, backref='webhooks', on_delete='CASCADE')
+    name = peewee.CharField(default='')
+    url = peewee.TextField()
+    kind = peewee.CharField(default='generic')  # generic | slack
+    secret = peewee.CharField(default='')  # HMAC-SHA256 key of X-Proliferate-Signature
+    is_active = peewee.BooleanField(default=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+
+class Delivery(BaseModel):
+    """One message to one target (an address or a webhook): the delivery log and the retry
+    queue. payload is what is sent, so a retry sends the same message."""
+    organization = peewee.ForeignKeyField(Organization, on_delete='CASCADE', index=False)
+    channel = peewee.CharField()  # email | webhook
+    target = peewee.CharField()
+    webhook = peewee.ForeignKeyField(Webhook, null=True, backref='+', on_delete='SET NULL')
+    kind = peewee.CharField()  # alert | summary | digest | test
+    trigger = peewee.CharField(null=True)
+    issue = peewee.ForeignKeyField(Issue, null=True, backref='+', on_delete='SET NULL')
+    subject = peewee.CharField(default='')
+    payload = peewee.TextField(default='{}')
+    # pending | sent | failed; held = over the hourly cap, folded into a summary later
+    status = peewee.CharField(default='pending')
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = peewee.DateTimeField(null=True)
+    last_error = peewee.TextField(default='')
+    created_at = peewee.DateTimeField(default=utcnow)
+    sent_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        indexes = (
+            (('status', 'next_attempt_at'), False),
+            (('organization', 'created_at'), False),
+            (('target', 'created_at'), False),
+        )
+
+
+class NotificationCooldown(BaseModel):
+    """When an issue last alerted for a trigger: one alert per issue and trigger per cooldown."""
+    issue = peewee.ForeignKeyField(Issue, on_delete='CASCADE', index=False)
+    trigger = peewee.CharField()
+    last_sent_at = peewee.DateTimeField()
+
+    class Meta:
+        indexes = ((('issue', 'trigger'), True),)
+
+
+class NotificationCursor(BaseModel):
+    """The last Event.id the spike/accounts detector has looked at."""
+    name = peewee.CharField(unique=True)
+    event_id = peewee.BigIntegerField(default=0)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+
+ALL_MODELS += (NotificationSettings, NotificationPreference, Webhook, Delivery,
+               NotificationCooldown, NotificationCursor)

@@ -15,4 +15,9 @@ def build_scheduler(config, *, writer=None):
     # A fixed time of day rather than an interval, so a server restarted daily still runs it.
     scheduler.add_job(jobs.cleanup_sourcemaps, 'cron', hour=4, minute=10, id='cleanup_sourcemaps',
                       kwargs={'config': config, 'writer': writer}, replace_existing=True)
+    # Notifications (issue 5): sending never runs on a request or the writer's ingest path.
+    scheduler.add_job(jobs.send_outbox, 'interval', seconds=10, id='send_outbox',
+                      kwargs={'config': config, 'writer': writer}, replace_existing=True)
+    scheduler.add_job(jobs.send_digests, 'interval', minutes=5, id='send_digests',
+                      kwargs={'config': config, 'writer': writer}, replace_existing=True)
     return scheduler
