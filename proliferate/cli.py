@@ -9,8 +9,10 @@ import sys
 
 from proliferate import __version__
 from proliferate import auth
+from proliferate import backup
 from proliferate import db
 from proliferate import outbox
+from proliferate import scrub
 from proliferate import sourcemap_upload
 from proliferate.config import SETTINGS
 from proliferate.config import Config
@@ -62,6 +64,16 @@ def build_parser():
     add_settings(p)
     p = project.add_parser('list', help='list projects')
     add_settings(p)
+    p = project.add_parser('set', help='change a project\'s scrubbing, retention and rate limit')
+    p.add_argument('project', help='project id or slug')
+    p.add_argument('--scrub', choices=('on', 'off'), help='scrub secrets before storing (default on)')
+    p.add_argument('--scrub-keys', metavar='KEYS',
+                   help='comma-separated keys scrubbed besides the built-in ones ("" clears them)')
+    p.add_argument('--max-events', metavar='N', type=int,
+                   help='keep at most N events of the project (0: no maximum)')
+    p.add_argument('--rate-limit', metavar='N', type=int,
+                   help='events per minute (0: no limit, -1: the server default)')
+    add_settings(p)
 
     key = sub.add_parser('key', help='ingest keys (pk_...)').add_subparsers(dest='action', required=True)
     p = key.add_parser('create', help='create an ingest key; prints it last')
@@ -84,6 +96,13 @@ def build_parser():
     add_settings(p)
     p = token.add_parser('revoke', help='revoke a token (by its value or its shown prefix)')
     p.add_argument('token')
+    add_settings(p)
+
+    p = sub.add_parser('backup', help='copy the live SQLite database to PATH, verified')
+    p.add_argument('path', help='a file, or a directory for a dated file')
+    add_settings(p)
+    p = sub.add_parser('restore', help='put a backup back (the server must be stopped)')
+    p.add_argument('path', help='a file made by `proliferate backup`')
     add_settings(p)
     notify_parser = sub.add_parser('notify', help='notifications')
     p = notify_parser.add_subparsers(dest='action', required=True).add_parser(
@@ -159,6 +178,39 @@ def cmd_project_create(args):
 def cmd_project_list(args):
     for project in Project.select().order_by(Project.id):
         print(f'{project.id}\t{project.slug}\t{project.name}\t{project.organization.slug}')
+
+
+def cmd_project_set(args):
+    project = find_project(args.project)
+    changes = {}
+    if args.scrub is not None:
+        changes[Project.scrub_enabled] = args.scrub == 'on'
+    if args.scrub_keys is not None:
+        changes[Project.scrub_extra_keys] = ','.join(scrub.parse_keys(args.scrub_keys))
+    if args.max_events is not None:
+        changes[Project.max_events] = args.max_events if args.max_events > 0 else None
+    if args.rate_limit is not None:
+        changes[Project.rate_limit_per_minute] = args.rate_limit if args.rate_limit >= 0 else None
+    if changes:
+        Project.update(changes).where(Project.id == project.id).execute()
+    project = Project.get_by_id(project.id)
+    print(f'{project.slug}: scrub {"on" if project.scrub_enabled is not False else "off"}, '
+          f'scrub keys {project.scrub_extra_keys or "-"}, max events {project.max_events or "-"}, '
+          f'rate limit {project.rate_limit_per_minute if project.rate_limit_per_minute is not None else "default"}'
+          ' (a running server sees it within key_cache_seconds)')
+
+
+def cmd_backup(args, config):
+    figures = backup.backup(config.database_url, args.path)
+    print(f'Backed up to {figures["path"]}: {figures["bytes"]} bytes, integrity_check '
+          f'{figures["integrity"]}, {figures["seconds"]} s')
+
+
+def cmd_restore(args, config):
+    figures = backup.restore(config.database_url, args.path)
+    if figures['saved_previous']:
+        print(f'The database it replaced is saved as {figures["saved_previous"]}')
+    print(f'Restored {figures["path"]} from {figures["from"]}: integrity_check {figures["integrity"]}')
 
 
 def cmd_key_create(args):
@@ -262,6 +314,7 @@ def cmd_notify_test(args, config):
 COMMANDS = {
     ('project', 'create'): cmd_project_create,
     ('project', 'list'): cmd_project_list,
+    ('project', 'set'): cmd_project_set,
     ('key', 'create'): cmd_key_create,
     ('key', 'revoke'): cmd_key_revoke,
     ('key', 'list'): cmd_key_list,
@@ -269,6 +322,8 @@ COMMANDS = {
     ('token', 'create'): cmd_token_create,
     ('token', 'revoke'): cmd_token_revoke,
 }
+
+FILE_COMMANDS = {'backup': cmd_backup, 'restore': cmd_restore}
 
 
 def main(argv=None):
@@ -286,6 +341,15 @@ def main(argv=None):
         return cmd_notify_test(args, config)
     if args.command == 'sourcemaps':
         return cmd_sourcemaps_upload(args, config)
+    if args.command in FILE_COMMANDS:
+        # Neither migrates nor opens a transaction: backup runs beside a live server, restore
+        # must find the database closed.
+        try:
+            FILE_COMMANDS[args.command](args, config)
+        except backup.BackupError as error:
+            print(f'proliferate: {error}', file=sys.stderr)
+            return 1
+        return 0
     try:
         open_db(config)
         if args.command == 'migrate':
