@@ -3,9 +3,11 @@ directly. Jobs that write hand their writes to the writer."""
 
 import logging
 
+from proliferate import backup
 from proliferate import db
 from proliferate import outbox
 from proliferate import releases
+from proliferate import retention
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +18,20 @@ def checkpoint_wal():
     if result is not None:
         log.debug('wal checkpoint: %s', result)
     return result
+
+
+def enforce_retention(writer, config, clock=db.utcnow):
+    """Delete events past event_retention_days or a project's max_events, in writer chunks."""
+    return retention.enforce_retention(writer, days=config.event_retention_days, clock=clock)
+
+
+def backup_database(config):
+    """The daily verified copy into backup_dir, keeping the newest backup_keep."""
+    if not config.backup_dir or not db.is_sqlite():
+        return None
+    figures = backup.scheduled_backup(config.database_url, config.backup_dir, config.backup_keep)
+    log.info('backup: %(path)s, %(bytes)d bytes, integrity %(integrity)s', figures)
+    return figures
 
 
 def cleanup_sourcemaps(config, writer=None, clock=db.utcnow):
