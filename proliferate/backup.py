@@ -32,11 +32,14 @@ def sqlite_path(database_url):
 
 def integrity(path):
     """PRAGMA integrity_check of the file at path: 'ok' or the first problems found."""
-    connection = sqlite3.connect(f'file:{path}?mode=ro', uri=True)
     try:
-        rows = connection.execute('PRAGMA integrity_check(20)').fetchall()
-    finally:
-        connection.close()
+        connection = sqlite3.connect(f'file:{path}?mode=ro', uri=True)
+        try:
+            rows = connection.execute('PRAGMA integrity_check(20)').fetchall()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:  # not a database at all, or unreadable
+        return str(error)
     return '; '.join(row[0] for row in rows)
 
 
