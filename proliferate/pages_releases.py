@@ -1,0 +1,72 @@
+"""The release pages of the issue browser: a project's releases with their uploaded source maps
+and how many frames each map resolved. Read-only; uploads happen through the API or the CLI.
+"""
+
+import falcon
+from peewee import fn
+
+from proliferate import auth
+from proliferate import releases
+from proliferate.models import Issue
+from proliferate.models import Release
+from proliferate.models import SourceMap
+from proliferate.pages import Page
+
+# Route templates beside the functions that build the same paths (urls.py keeps the others).
+ROUTES = {
+    'project_releases': '/projects/{project_id:int}/releases',
+    'release': '/projects/{project_id:int}/releases/{release_id:int}',
+}
+LIST_LIMIT = 200
+
+
+def project_releases(project_id):
+    return f'/projects/{int(project_id)}/releases'
+
+
+def release(project_id, release_id):
+    return f'/projects/{int(project_id)}/releases/{int(release_id)}'
+
+
+class Releases(Page):
+    """/projects/{id}/releases and /projects/{id}/releases/{release_id}."""
+
+    @falcon.before(auth.require_login)
+    def on_get(self, req, resp, project_id):
+        project, _membership = self.project_for(req, project_id)
+        rows = []
+        for item, maps in releases.project_releases(project.id, limit=LIST_LIMIT):
+            rows.append({
+                'release': item, 'url': release(project.id, item.id), 'maps': len(maps),
+                'size': sum(m.size for m in maps),
+                'resolved': sum(m.resolved_count for m in maps),
+            })
+        self.render(req, resp, 'release_list.html', org=project.organization, project=project,
+                    rows=rows, limit=LIST_LIMIT, config=self.config)
+
+    @falcon.before(auth.require_login)
+    def on_get_item(self, req, resp, project_id, release_id):
+        project, _membership = self.project_for(req, project_id)
+        item = Release.get_or_none(Release.id == release_id, Release.project == project.id)
+        if item is None:
+            raise falcon.HTTPNotFound()
+        maps = list(SourceMap.select(SourceMap.id, SourceMap.url, SourceMap.size,
+                                     SourceMap.sha256, SourceMap.resolved_count,
+                                     SourceMap.created_at,
+                                     SourceMap.minified_data.is_null(False).alias('has_minified'))
+                    .where(SourceMap.release == item.id).order_by(SourceMap.url))
+        first_seen = (Issue.select(fn.COUNT(Issue.id))
+                      .where(Issue.project == project.id, Issue.first_release == item.version)
+                      .scalar())
+        self.render(req, resp, 'release_detail.html', org=project.organization, project=project,
+                    release=item, maps=maps, new_issues=first_seen or 0,
+                    resolved=sum(m.resolved_count for m in maps),
+                    list_url=project_releases(project.id),
+                    retention_days=self.config.sourcemap_retention_days,
+                    keep_releases=self.config.sourcemap_keep_releases)
+
+
+def add_routes(app, templates, *, writer, config, keys, clock):
+    pages = Releases(templates, writer=writer, config=config, keys=keys, clock=clock)
+    app.add_route(ROUTES['project_releases'], pages)
+    app.add_route(ROUTES['release'], pages, suffix='item')
