@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 # PostgreSQL database sees new maps after at most this long.
 RELEASE_TTL = 10.0
 MAX_RELEASES_CACHED = 2000
+# Resolved stacks kept for events that repeat one (the common case: the same error again). A
+# resolved 10-frame stack with its context lines is ~10 KB, so this bounds the memory at ~10 MB.
+MAX_STACKS_CACHED = 1000
 
 _generation = 0
 _generation_lock = threading.Lock()
@@ -66,7 +69,11 @@ class Resolver:
         self.maps = MapCache(cache_bytes)
         self.ttl = ttl
         self.clock = clock
-        self._releases = {}  # (project_id, version) -> (expires, generation, {url: (id, sha256)})
+        # (project_id, version) -> (expires, generation, {url: (id, sha256)}, maps key)
+        self._releases = {}
+        # (maps key, frames key) -> (resolved frames, stats); the maps key names the content.
+        self._stacks = collections.OrderedDict()
+        self.stack_hits = 0
         self.events_resolved = 0
         self.frames_resolved = 0
 
@@ -90,20 +97,8 @@ class Resolver:
              .where(SourceMap.id == map_id).execute())
 
     def resolve_item(self, item, used):
-        maps = self.release_maps(item['project_id'], item['release'])
-
-        def load(url):
-            map_id, sha256 = maps[url]
-            key = (map_id, sha256)
-            if key not in self.maps:
-                data = (SourceMap.select(SourceMap.map_data)
-                        .where(SourceMap.id == map_id, SourceMap.sha256 == sha256).scalar())
-                if data is None:
-                    return None  # replaced or cleaned up since the list was read
-                return self.maps.get_or_load(key, lambda: bytes(data))
-            return self.maps.get_or_load(key, lambda: b'')
-
-        frames, stats = resolve_frames(item['frames'], maps, load)
+        maps, maps_key = self.release_maps(item['project_id'], item['release'])
+        frames, stats = self.resolve_stack(item['frames'], maps, maps_key)
         item['event']['frames'] = frames
         item['frames'] = grouping_frames(frames)
         ingest.regroup(item)
@@ -113,20 +108,57 @@ class Resolver:
             self.events_resolved += 1
             self.frames_resolved += stats['resolved']
 
+    def resolve_stack(self, frames, maps, maps_key):
+        """resolve_frames through the release's maps, remembered per (maps, frames): the frames
+        come from the stack text, so an equal stack resolves equally until a map changes."""
+        try:
+            # Frames are flat dicts built in one order by the stack parser: items() is the key.
+            key = (maps_key, tuple(tuple(f.items()) for f in frames))
+            hash(key)
+        except TypeError:  # a frame field that is not hashable: resolve without the cache
+            key = None
+        if key is not None:
+            cached = self._stacks.get(key)
+            if cached is not None:
+                self._stacks.move_to_end(key)
+                self.stack_hits += 1
+                # The frame dicts are shared between events: nothing downstream changes them.
+                return list(cached[0]), cached[1]
+
+        def load(url):
+            map_id, sha256 = maps[url]
+            cache_key = (map_id, sha256)
+            if cache_key not in self.maps:
+                data = (SourceMap.select(SourceMap.map_data)
+                        .where(SourceMap.id == map_id, SourceMap.sha256 == sha256).scalar())
+                if data is None:
+                    return None  # replaced or cleaned up since the list was read
+                return self.maps.get_or_load(cache_key, lambda: bytes(data))
+            return self.maps.get_or_load(cache_key, lambda: b'')
+
+        resolved, stats = resolve_frames(frames, maps, load)
+        if key is not None and all(f.get('unresolved_reason') != 'invalid_map' for f in resolved):
+            self._stacks[key] = (resolved, stats)
+            if len(self._stacks) > MAX_STACKS_CACHED:
+                self._stacks.popitem(last=False)
+        return list(resolved), stats
+
     def release_maps(self, project_id, version):
-        """{url: (SourceMap.id, sha256)} of a release ({} when it has none or does not exist)."""
+        """({url: (SourceMap.id, sha256)}, a hashable key of exactly those maps) of a release;
+        ({}, ()) when it has none or does not exist."""
         key = (project_id, version)
         now = self.clock()
         entry = self._releases.get(key)
         if entry is not None and entry[0] > now and entry[1] == _generation:
-            return entry[2]
+            return entry[2], entry[3]
         generation = _generation
         query = (SourceMap.select(SourceMap.id, SourceMap.url, SourceMap.sha256)
                  .join(Release)
                  .where(Release.project == project_id, Release.version == version)
                  .tuples())
         maps = {url: (map_id, sha256) for map_id, url, sha256 in query}
+        maps_key = tuple(sorted((url, map_id, sha256) for url, (map_id, sha256) in maps.items()))
         if len(self._releases) >= MAX_RELEASES_CACHED:
             self._releases.clear()
-        self._releases[key] = (now + self.ttl, generation, maps)
-        return maps
+        self._releases[key] = (now + self.ttl, generation, maps, maps_key)
+        return maps, maps_key

@@ -102,13 +102,13 @@ def test_without_a_writer_and_the_resolver_forgets(config, services):
     versions = add_releases(web, [100, 1])
     resolver = Resolver(ttl=3600)
     with db.database.connection_context():
-        assert list(resolver.release_maps(web.id, versions[0])) == ['~/static/js/app.0.min.js']
+        assert list(resolver.release_maps(web.id, versions[0])[0]) == ['~/static/js/app.0.min.js']
     services.writer.stop()  # the CLI path: no server, a transaction of its own
     cfg = config_for(config, sourcemap_retention_days=30, sourcemap_keep_releases=1)
     assert [r[1] for r in jobs.cleanup_sourcemaps(cfg, clock=lambda: NOW)] == [versions[0]]
     with db.database.connection_context():
         # Within its hour-long ttl, yet it reads again: the clean-up told it maps changed.
-        assert resolver.release_maps(web.id, versions[0]) == {}
+        assert resolver.release_maps(web.id, versions[0]) == ({}, ())
 
 
 def test_scheduled_daily(config, services):
