@@ -44,7 +44,7 @@ NOTICES = {
 
 # Content-Security-Policy of every page: scripts and styles only from this server's files (no
 # inline script or style, no eval), no plugins, no framing, forms post only here.
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
        "frame-ancestors 'none'; form-action 'self'")
 SECURITY_HEADERS = {
