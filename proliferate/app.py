@@ -54,6 +54,14 @@ def handle_unexpected(req, resp, error, params):
     raise falcon.HTTPInternalServerError(description='internal error; it has been logged')
 
 
+class DatabaseInt(falcon.routing.IntConverter):
+    """{x:int} bounded to a 64-bit database integer: a larger id in a URL is a 404, not an
+    OverflowError from the driver (a 500; found by schemathesis, issue 7)."""
+
+    def __init__(self, num_digits=None, min=-2 ** 63, max=2 ** 63 - 1):  # noqa: A002 (Falcon's names)
+        super().__init__(num_digits, min, max)
+
+
 def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=None):
     drops = drops if drops is not None else DropCounter()
     keys = keys or ingest.KeyCache(config.key_cache_seconds)
@@ -61,6 +69,7 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
     app = falcon.App(middleware=[ReadConnection(), auth.CrossSiteGuard(config.base_url),
                                  pages.SecurityHeaders()])
     app.req_options.strip_url_path_trailing_slash = True
+    app.router_options.converters['int'] = DatabaseInt
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
 

@@ -56,6 +56,8 @@ class KeyCache:
         self._lock = threading.Lock()
 
     def lookup(self, key):
+        if not isinstance(key, str):
+            return None  # an api_key sent as a list or object: unhashable, and no key anyway
         now = self.clock()
         entry = self._entries.get(key)
         if entry is not None and entry[0] > now:

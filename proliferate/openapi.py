@@ -102,12 +102,13 @@ BATCH_OK = {'type': 'object', 'required': ['processed', 'results'], 'properties'
         'status': {'type': 'string', 'enum': ['ok', 'rejected', 'duplicate', 'rate_limited']},
         'reason': {'type': 'string'}}}}}}
 
+# An empty value means "not given" (the default), as a cleared HTML form field sends it.
 ISSUE_PARAMS = [
-    _param('status', schema={'type': 'string', 'enum': ['unresolved', 'resolved', 'ignored', 'all']}),
+    _param('status', schema={'type': 'string', 'enum': ['unresolved', 'resolved', 'ignored', 'all', '']}),
     _param('environment'), _param('release'),
-    _param('level', schema={'type': 'string', 'enum': ['error', 'warning', 'info']}),
+    _param('level', schema={'type': 'string', 'enum': ['error', 'warning', 'info', '']}),
     _param('query'),
-    _param('sort', schema={'type': 'string', 'enum': ['last_seen', 'first_seen', 'events', 'users', 'accounts']}),
+    _param('sort', schema={'type': 'string', 'enum': ['last_seen', 'first_seen', 'events', 'users', 'accounts', '']}),
     _param('cursor'), _param('limit', schema={'type': 'integer', 'minimum': 1, 'maximum': 100}),
 ]
 PAGE = [_param('cursor'), _param('limit', schema={'type': 'integer', 'minimum': 1, 'maximum': 100})]
@@ -117,8 +118,10 @@ def build_document():
     paths = {
         '/api/v1/errors': _ingest('Ingest one event', _ref('Event'), {
             'type': 'object', 'required': ['event_id'], 'properties': {'event_id': {'type': 'string'}}}),
+        # Each item is meant to be an Event, but an item that is not one is rejected on its own
+        # in `results` (202), not with the whole batch: the schema of an item is open.
         '/api/v1/errors/batch': _ingest('Ingest up to 100 events', {
-            'type': 'array', 'maxItems': 100, 'items': _ref('Event')}, BATCH_OK),
+            'type': 'array', 'maxItems': 100, 'items': {'anyOf': [_ref('Event'), {}]}}, BATCH_OK),
         '/healthz': {'get': {'summary': 'Health', 'security': [],
                              'responses': {'200': _json({'type': 'object'})}}},
         '/api/v1/projects': _get('Projects of the token\'s organization', {

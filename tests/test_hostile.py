@@ -101,6 +101,10 @@ def corpus(key):
         ('tags a list', single, dumps(event(key, tags=['a'])), {}, bad),
         ('extra a string', single, dumps(event(key, extra='x')), {}, bad),
         ('api_key a number', single, dumps(event(key, api_key=123)), {}, bad),
+        # Found by schemathesis: an unhashable key in an invalid event reached the key cache.
+        ('api_key an array in an invalid event', single,
+         dumps({'api_key': ['x'], 'event_id': 0.0, 'timestamp': ''}), {}, bad),
+        ('api_key an object in a batch', batch, dumps([event({'k': 1})]), {}, (202,)),
         ('api_key 100 KB', single, dumps(event('k' * 100_000)), {}, (401,)),
         ('unknown api_key', single, dumps(event('pk_' + 'f' * 32)), {}, (401,)),
         ('no api_key', single, dumps(event(None)), {}, (401,)),
