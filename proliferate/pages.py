@@ -330,6 +330,17 @@ class Logout(Page):
         raise falcon.HTTPSeeOther(urls.login())
 
 
+class Favicon:
+    """/favicon.ico: browsers ask for it on pages without a <link rel=icon> (raw JSON)."""
+
+    def __init__(self, static_dir):
+        self.path = static_dir / 'favicon.svg'
+
+    def on_get(self, req, resp):
+        resp.content_type = 'image/svg+xml'
+        resp.data = self.path.read_bytes()
+
+
 def add_routes(app, config, *, writer, keys, clock=utcnow):
     """Wire every page into app; returns the templates environment (for the error pages)."""
     from proliferate import pages_issues
@@ -342,6 +353,7 @@ def add_routes(app, config, *, writer, keys, clock=utcnow):
     app.add_route(r['setup'], Setup(templates, **deps))
     app.add_route(r['login'], Login(templates, **deps))
     app.add_route(r['logout'], Logout(templates, **deps))
+    app.add_route('/favicon.ico', Favicon(config.static_dir))
 
     issues = pages_issues.Issues(templates, **deps)
     app.add_route(r['org_issues'], issues, suffix='org')
