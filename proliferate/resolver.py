@@ -4,6 +4,7 @@ resolved_count raised. Runs inside the writer's transaction (Digest(resolver=...
 """
 
 import collections
+import hashlib
 import logging
 import threading
 import time
@@ -144,8 +145,8 @@ class Resolver:
         return list(resolved), stats
 
     def release_maps(self, project_id, version):
-        """({url: (SourceMap.id, sha256)}, a hashable key of exactly those maps) of a release;
-        ({}, ()) when it has none or does not exist."""
+        """({url: (SourceMap.id, sha256)}, a key naming exactly those maps) of a release; the
+        dict is empty when the release has no maps or does not exist."""
         key = (project_id, version)
         now = self.clock()
         entry = self._releases.get(key)
@@ -157,7 +158,10 @@ class Resolver:
                  .where(Release.project == project_id, Release.version == version)
                  .tuples())
         maps = {url: (map_id, sha256) for map_id, url, sha256 in query}
-        maps_key = tuple(sorted((url, map_id, sha256) for url, (map_id, sha256) in maps.items()))
+        # One short string names exactly these maps (their ids and contents): the stack cache
+        # keys on it, and a string's hash is computed once, however many maps a release has.
+        maps_key = hashlib.sha256(repr(sorted(
+            (url, map_id, sha256) for url, (map_id, sha256) in maps.items())).encode()).hexdigest()
         if len(self._releases) >= MAX_RELEASES_CACHED:
             self._releases.clear()
         self._releases[key] = (now + self.ttl, generation, maps, maps_key)

@@ -157,3 +157,23 @@ def test_maps_uploaded_after_an_event_apply_at_once(http, read_api, project, liv
     after = event(read_api, project, post_stack(http, project.key, stack, release='shop@late'))
     assert after['frames'][0]['function'] == 'validateQuantity'
     assert after['issue_id'] != before['issue_id']
+
+
+def test_replaced_maps_and_repeated_stacks(http, read_api, project, live_server, services):
+    token = make_upload_token(project)
+    stack = stacks(1)['checkout']
+    # The wrong build's map under build 1's URL: its two lines do not reach line 3.
+    status, _ = upload_map(http, token, 'shop@1', CDN + 'app1.min.js', map_bytes(2))
+    assert status == 201
+    wrong = event(read_api, project, post_stack(http, project.key, stack, release='shop@1'))
+    assert wrong['frames'][0]['unresolved_reason'] == 'out_of_range'
+    status, _ = upload_map(http, token, 'shop@1', CDN + 'app1.min.js', map_bytes(1))
+    assert status == 200  # replaced
+    resolver = services.digest.resolver
+    hits = resolver.stack_hits
+    right = event(read_api, project, post_stack(http, project.key, stack, release='shop@1'))
+    assert right['frames'][0]['function'] == 'validateQuantity'
+    assert resolver.stack_hits == hits  # new map content: a new cache key
+    again = event(read_api, project, post_stack(http, project.key, stack, release='shop@1'))
+    assert resolver.stack_hits == hits + 1  # the same stack again: remembered
+    assert again['frames'] == right['frames'] and again['issue_id'] == right['issue_id']
