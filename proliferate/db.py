@@ -65,12 +65,24 @@ def schema_version():
         return sorted(runner.applied())
 
 
+# How long the TRUNCATE checkpoint may hold new writers back while it waits for old readers.
+CHECKPOINT_WAIT_MS = 50
+
+
 def checkpoint_wal():
     """Keep the WAL file bounded while readers hold snapshots (no-op on PostgreSQL)."""
     if not is_sqlite():
         return None
     with database.connection_context():
-        return database.execute_sql('PRAGMA wal_checkpoint(TRUNCATE)').fetchone()
+        # PASSIVE never waits: it copies what no reader still needs. TRUNCATE then gets only a
+        # short wait, because while it waits for a reader's old snapshot (a page being rendered)
+        # it blocks new writers: with the 5 s busy timeout ingest stalled 5 s (issue 7).
+        database.execute_sql('PRAGMA wal_checkpoint(PASSIVE)')
+        database.execute_sql(f'PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}')
+        try:
+            return database.execute_sql('PRAGMA wal_checkpoint(TRUNCATE)').fetchone()
+        finally:
+            database.execute_sql('PRAGMA busy_timeout = 5000')
 
 
 class ConnectionPerRequest:

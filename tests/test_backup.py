@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -19,6 +20,13 @@ from proliferate import jobs
 from proliferate.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def config(tmp_path):
+    """Backups copy a SQLite file (PostgreSQL has pg_dump): SQLite even when the suite runs on
+    PostgreSQL (PROLIFERATE_TEST_DATABASE_URL, issue 9)."""
+    return Config(database_url=f'sqlite:///{tmp_path}/p.db')
 
 
 def cli(config, *args):
@@ -140,3 +148,39 @@ def test_backup_and_restore_refuse_what_they_cannot_do(config, services, tmp_pat
     with pytest.raises(backup.BackupError, match='not a Proliferate database'):
         backup.restore(f'sqlite:///{tmp_path}/new.db', other)
     assert not (tmp_path / 'new.db').exists()
+
+
+def test_the_checkpoint_job_keeps_the_wal_bounded_around_readers(config, services, http, project):
+    path = config.database_url[len('sqlite:///'):]
+    wal = Path(path + '-wal')
+
+    def ingest(batches):
+        for _ in range(batches):
+            status, _headers, _body = http.post('/api/v1/errors/batch',
+                                                [event(project.key) for _ in range(100)])
+            assert status == 202
+
+    ingest(3)
+    assert wal.stat().st_size > 0
+    busy, _log, _done = jobs.checkpoint_wal()
+    assert busy == 0 and wal.stat().st_size == 0
+    # A page reader holding its snapshot keeps the WAL from being reset, and the job cannot
+    # truncate it while the snapshot lives...
+    reader = sqlite3.connect(path)
+    reader.execute('BEGIN')
+    reader.execute('SELECT COUNT(*) FROM event').fetchone()
+    ingest(3)
+    assert wal.stat().st_size > 0
+    # Busy: it could not finish, and it gave up at once: while it waits it holds new writers
+    # back, so a long wait would stall ingest (it did, 5 s, with the busy timeout).
+    started = time.monotonic()
+    assert jobs.checkpoint_wal()[0] == 1
+    assert time.monotonic() - started < 1.0
+    writing = time.monotonic()
+    ingest(1)
+    assert time.monotonic() - writing < 2.0
+    # ...and the first run after the reader is done truncates it.
+    reader.execute('COMMIT')
+    reader.close()
+    busy, _log, _done = jobs.checkpoint_wal()
+    assert busy == 0 and wal.stat().st_size == 0
