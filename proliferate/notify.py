@@ -273,13 +273,17 @@ def send_rows(config, rows, *, ssl_context=None, timeout=TIMEOUT):
         else:
             try:
                 for row in emails:
-                    content = orjson.loads(row.payload)
                     try:
+                        content = orjson.loads(row.payload)
                         sender.send(content['to'], content['subject'], content['text'],
                                     content.get('html'))
                         results[row.id] = None
                     except SendError as error:
                         results[row.id] = error
+                    except (ValueError, KeyError, TypeError) as error:
+                        # A message that cannot be built (a damaged row, a header with a line
+                        # break) will never go out: failed at once, the others still do.
+                        results[row.id] = SendError(describe(error), permanent=True)
             finally:
                 sender.close()
     dead = {}
@@ -294,8 +298,12 @@ def send_rows(config, rows, *, ssl_context=None, timeout=TIMEOUT):
         elif hook.url in dead:
             results[row.id] = dead[hook.url]  # one dead endpoint costs one timeout per run
         else:
-            content = orjson.loads(row.payload)
-            body = content['body'].encode()
+            try:
+                content = orjson.loads(row.payload)
+                body = content['body'].encode()
+            except (ValueError, KeyError, TypeError) as error:
+                results[row.id] = SendError(describe(error), permanent=True)
+                continue
             headers = webhook_headers(hook.kind, hook.secret, body, content['type'], row.id,
                                       int(time.time()))
             try:

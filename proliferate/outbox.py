@@ -43,6 +43,10 @@ DELIVERY_BATCH = 200
 # Events the trigger detector reads per run (by primary key, so the range scan stays cheap).
 DETECT_BATCH = 100_000
 CHUNK = 500
+# The delivery log and processed outbox rows are kept this long; each run deletes at most a
+# batch, so a first prune after months never holds the writer for long.
+KEEP_DAYS = 30
+PRUNE_BATCH = 2000
 
 
 # -- reads shared by the jobs and the pages -----------------------------------------------------
@@ -247,36 +251,49 @@ def plan_outbox(config, now, *, limit=OUTBOX_BATCH):
     counts = cap_counts({t for emails, hooks in targets.values()
                          for t in emails + [h.url[:255] for h in hooks]}, alerts.hour_start(now))
     for row in rows:
-        org = row.project.organization
-        org_prefs = prefs[org.id]
-        if row.issue_id is None:
-            plan['decisions']['no_issue'] += 1
-            continue
-        data = orjson.loads(row.data or '{}')
-        event = event_context(row.project_id, data.get('event_id'))
-        issue = row.issue
-        decision = alerts.decide(
-            {'kind': row.kind, 'issue_id': issue.id, 'issue_status': issue.status,
-             'level': issue.level, 'environment': event['environment']},
-            org_prefs, cooldowns, now)
+        try:
+            decision, made = plan_row(config, row, prefs, cooldowns, targets, counts, base, now)
+        except Exception:
+            # One row that cannot be planned (a damaged payload, a template error) must not
+            # stop every alert behind it: it is logged, counted and marked processed.
+            log.exception('outbox row %s (%s) could not be planned', row.id, row.kind)
+            decision, made = 'error', []
         plan['decisions'][decision] += 1
-        if decision != 'send':
-            continue
-        plan['cooldowns'].append((row.id, issue.id, row.kind))
-        detail = {k: v for k, v in data.items() if k != 'event_id'}
-        message = alerts.alert_message(row.kind, alerts.org_info(org),
-                                       alerts.issue_info(issue, row.project, base), event,
-                                       detail, row.created_at)
-        emails, hooks = targets[org.id]
-        for status in ('pending', 'held'):
-            chosen_emails = [a for a in emails if cap_status(counts, a, org_prefs) == status]
-            chosen_hooks = [h for h in hooks if cap_status(counts, h.url[:255], org_prefs) == status]
-            for delivery in notify.delivery_rows(config, org.id, message, chosen_emails, chosen_hooks,
-                                          issue_id=issue.id, created_at=now, status=status):
-                plan['deliveries'].append((row.id, delivery))
-        for target in emails + [h.url[:255] for h in hooks]:
-            counts[target] += 1
+        if decision == 'send':
+            plan['cooldowns'].append((row.id, row.issue_id, row.kind))
+        plan['deliveries'].extend((row.id, delivery) for delivery in made)
     return plan
+
+
+def plan_row(config, row, prefs, cooldowns, targets, counts, base, now):
+    """One outbox row -> (decision, the deliveries of its alert)."""
+    org = row.project.organization
+    org_prefs = prefs[org.id]
+    if row.issue_id is None:
+        return 'no_issue', []
+    data = orjson.loads(row.data or '{}')
+    event = event_context(row.project_id, data.get('event_id'))
+    issue = row.issue
+    decision = alerts.decide(
+        {'kind': row.kind, 'issue_id': issue.id, 'issue_status': issue.status,
+         'level': issue.level, 'environment': event['environment']},
+        org_prefs, cooldowns, now)
+    if decision != 'send':
+        return decision, []
+    detail = {k: v for k, v in data.items() if k != 'event_id'}
+    message = alerts.alert_message(row.kind, alerts.org_info(org),
+                                   alerts.issue_info(issue, row.project, base), event,
+                                   detail, row.created_at)
+    emails, hooks = targets[org.id]
+    made = []
+    for status in ('pending', 'held'):
+        chosen_emails = [a for a in emails if cap_status(counts, a, org_prefs) == status]
+        chosen_hooks = [h for h in hooks if cap_status(counts, h.url[:255], org_prefs) == status]
+        made.extend(notify.delivery_rows(config, org.id, message, chosen_emails, chosen_hooks,
+                                         issue_id=issue.id, created_at=now, status=status))
+    for target in emails + [h.url[:255] for h in hooks]:
+        counts[target] += 1
+    return decision, made
 
 
 def cap_status(counts, target, prefs):
@@ -513,13 +530,40 @@ def run_outbox(config, now, *, writer=None, ssl_context=None, timeout=notify.TIM
 
 
 def run_digests(config, now, *, writer=None, ssl_context=None):
+    """The digests that are due, then the log's old rows (this job runs every few minutes)."""
     stats = collections.Counter()
     with connection():
         plans = plan_digests(config, now)
         if plans:
             stats['digests'] = write(writer, lambda: apply_digests(plans, now))
         stats.update(deliver_pending(config, now, writer=writer, ssl_context=ssl_context))
+        old = expired(now)
+        if old[0] or old[1]:
+            stats['pruned'] = write(writer, lambda: prune(*old))
     return stats
+
+
+def expired(now, *, keep_days=KEEP_DAYS, limit=PRUNE_BATCH):
+    """Ids of finished deliveries and processed outbox rows older than keep_days (read here, so
+    the writer's part is a delete by primary key). Outbox rows of the accounts trigger stay: they
+    remember which thresholds an issue has alerted for."""
+    cutoff = now - datetime.timedelta(days=keep_days)
+    deliveries = [i for (i,) in Delivery.select(Delivery.id)
+                  .where(Delivery.created_at < cutoff,
+                         Delivery.status.in_(('sent', 'failed', 'folded')))
+                  .limit(limit).tuples()]
+    rows = [i for (i,) in Outbox.select(Outbox.id)
+            .where(Outbox.processed_at < cutoff, Outbox.kind != 'accounts')
+            .limit(limit).tuples()]
+    return deliveries, rows
+
+
+def prune(deliveries, rows):
+    for part in chunks(deliveries):
+        Delivery.delete().where(Delivery.id.in_(part)).execute()
+    for part in chunks(rows):
+        Outbox.delete().where(Outbox.id.in_(part)).execute()
+    return len(deliveries) + len(rows)
 
 
 def send_test(config, org, now, *, writer=None, ssl_context=None, to=None):

@@ -665,7 +665,7 @@ def test_notify_test_command(tmp_path, inbox, receiver):
                 outbox.add_webhook(org.id, receiver.url('/cli'), secret='x')
     finally:
         db.database.close()
-    done = subprocess.run(command + ['notify', 'test', '--org', 'acme'], env=env,
+    done = subprocess.run(command + ['notify', 'test', '--org', 'acme'], env=env, check=False,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert 'email owner@example.test: sent' in done.stdout
@@ -677,7 +677,51 @@ def test_notify_test_command(tmp_path, inbox, receiver):
 
     # A channel that fails is reported, and the exit status says so.
     receiver.status = 500
-    done = subprocess.run(command + ['notify', 'test', '--org', 'acme'], env=env,
+    done = subprocess.run(command + ['notify', 'test', '--org', 'acme'], env=env, check=False,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert 'HTTP 500' in done.stdout
+
+
+def test_old_log_rows_are_pruned_but_pending_and_account_marks_stay(cfg, services, client, team,
+                                                                   receiver, inbox):
+    configure(services, team.org_id, trigger_accounts=True, accounts_threshold=1)
+    webhook(services, team.org_id, f'http://127.0.0.1:{free_port()}/down')
+    ingest(client, error(team, account={'id': 'a1'}))
+    t0 = now()
+    run(cfg, services, at=t0)
+    assert sorted(d.status for d in deliveries()) == ['pending', 'pending', 'sent', 'sent']
+    assert digests(cfg, services, t0 + datetime.timedelta(days=29)).get('pruned', 0) == 0
+    stats = digests(cfg, services, t0 + datetime.timedelta(days=31))
+    assert stats['pruned'] == 3  # two sent mails, the processed new_issue row
+    assert sorted(d.status for d in deliveries()) == ['pending', 'pending']
+    kinds = query(lambda: [row.kind for row in Outbox.select()])
+    assert kinds == ['accounts']
+    # The remembered threshold still holds: no second alert for the same K.
+    ingest(client, error(team, account={'id': 'a2'}))
+    run(cfg, services)
+    assert len(inbox.take()) == 2  # the two alerts of the first run only
+
+
+def test_a_damaged_row_fails_alone(cfg, services, client, team, inbox, receiver):
+    """A poison outbox row or delivery is logged and set aside; the rest still go out."""
+    webhook(services, team.org_id, receiver.url())
+    ingest(client, error(team, fn='first'))
+    [issue] = issues(team)
+    services.writer.call(lambda: Outbox.update(data='{not json').where(Outbox.issue == issue.id)
+                         .execute())
+    ingest(client, error(team, fn='second'))
+    stats = run(cfg, services)
+    assert stats['error'] == 1 and stats['send'] == 1 and stats['processed'] == 2
+    assert len(inbox.take()) == 1 and len(receiver.take()) == 1
+
+    ingest(client, error(team, fn='third'))
+    plan_then_damage = query(lambda: outbox.plan_outbox(cfg, now()))
+    services.writer.call(lambda: outbox.apply_outbox(plan_then_damage, now()))
+    services.writer.call(lambda: Delivery.update(payload='{}').where(Delivery.channel == 'email',
+                                                                     Delivery.status == 'pending')
+                         .execute())
+    stats = run(cfg, services)
+    assert stats['failed'] == 1 and stats['sent'] == 1
+    [broken] = deliveries(channel='email', status='failed')
+    assert broken.last_error.startswith('KeyError') and broken.attempts == 1
