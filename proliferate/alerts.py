@@ -122,9 +122,7 @@ def passes_filters(prefs, level, environment):
     only when no filter is set)."""
     if level_rank(level) < level_rank(prefs.min_level):
         return False
-    if prefs.environments and environment not in prefs.environments:
-        return False
-    return True
+    return not prefs.environments or environment in prefs.environments
 
 
 def in_cooldown(last_sent_at, now, minutes):

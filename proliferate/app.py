@@ -15,6 +15,7 @@ from proliferate import db
 from proliferate import ingest
 from proliferate import openapi
 from proliferate import pages
+from proliferate import pages_notifications
 from proliferate import pages_releases
 from proliferate import releases
 from proliferate.db import utcnow
@@ -96,6 +97,8 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
     app.add_route('/api/v1/projects/{project_id:int}/releases', releases.ProjectReleases())
     # The issue browser; its errors are HTML pages, those of /api and ingest stay JSON.
     templates = pages.add_routes(app, config, writer=writer, keys=keys, clock=clock)
+    pages_notifications.add_routes(app, templates, writer=writer, config=config, keys=keys,
+                                   clock=clock)
     pages_releases.add_routes(app, templates, writer=writer, config=config, keys=keys,
                               clock=clock)
     app.set_error_serializer(pages.error_serializer(templates, serialize_error))

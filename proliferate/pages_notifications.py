@@ -1,0 +1,205 @@
+"""Notification pages (issue 5): an organization's preferences, each member's own email choice, the
+webhooks, a test button, and the delivery log (sent, failed with the error, pending retry).
+
+Handlers only read; every change runs on the writer through Page.call (see pages.py).
+"""
+
+import falcon
+from peewee import JOIN
+from peewee import fn
+
+from proliferate import alerts
+from proliferate import auth
+from proliferate import notify
+from proliferate import outbox
+from proliferate import urls
+from proliferate.models import Delivery
+from proliferate.models import Issue
+from proliferate.models import NotificationPreference
+from proliferate.models import NotificationSettings
+from proliferate.models import Webhook
+from proliferate.pages import MANAGERS
+from proliferate.pages import Page
+
+ROUTES = {
+    'notifications': '/orgs/{org_slug}/notifications',
+    'notifications_me': '/orgs/{org_slug}/notifications/me',
+    'notifications_test': '/orgs/{org_slug}/notifications/test',
+    'webhooks': '/orgs/{org_slug}/notifications/webhooks',
+    'webhook': '/orgs/{org_slug}/notifications/webhooks/{webhook_id:int}',
+    'deliveries': '/orgs/{org_slug}/deliveries',
+}
+DONE = {
+    'saved': 'Notification settings saved.',
+    'me': 'Your email choice was saved.',
+    'webhook_deleted': 'Webhook deleted.',
+    'webhook_paused': 'Webhook paused: nothing is sent to it until you resume it.',
+    'webhook_resumed': 'Webhook resumed.',
+}
+STATUSES = ('pending', 'sent', 'failed', 'held', 'folded')
+PAGE_SIZE = 50
+
+
+def notifications_url(org_slug, **params):
+    return urls.with_query(f'/orgs/{urls.part(org_slug)}/notifications', params)
+
+
+def deliveries_url(org_slug, **params):
+    return urls.with_query(f'/orgs/{urls.part(org_slug)}/deliveries', params)
+
+
+def mask(secret):
+    return (secret[:6] + '\u2026' + secret[-4:]) if len(secret) > 12 else ('set' if secret else '')
+
+
+class NotificationPages(Page):
+    @falcon.before(auth.require_login)
+    def on_get(self, req, resp, org_slug):
+        org, membership = self.org_for(req, org_slug)
+        self.show(req, resp, org, membership)
+
+    def show(self, req, resp, org, membership, *, status=falcon.HTTP_200, error=None,
+             values=None, test_report=None, new_secret=None):
+        can_manage = membership.role in MANAGERS
+        row = NotificationSettings.get_or_none(NotificationSettings.organization == org.id)
+        prefs = alerts.Prefs.from_row(row)
+        form = dict(values or {})
+        for field in alerts.Prefs.__dataclass_fields__:
+            if field not in form:
+                value = getattr(prefs, field)
+                form[field] = ', '.join(value) if field == 'environments' else value
+        choice = (NotificationPreference.select(NotificationPreference.email)
+                  .where(NotificationPreference.membership == membership.id).scalar()) or 'on'
+        members = []
+        hooks = []
+        if can_manage:
+            members = sorted(outbox.members(org.id))
+            hooks = list(Webhook.select().where(Webhook.organization == org.id)
+                         .order_by(Webhook.id))
+        done = DONE.get(req.get_param('done') or '')
+        self.render(req, resp, 'settings_notifications.html', status=status, org=org,
+                    can_manage=can_manage, form=form, error=error,
+                    choice=choice, members=members, hooks=hooks, done=done,
+                    test_report=test_report, new_secret=new_secret, mask=mask,
+                    email_enabled=notify.email_enabled(self.config), config=self.config,
+                    modes=alerts.MODE_NAMES, levels=alerts.LEVELS, weekdays=alerts.WEEKDAYS,
+                    triggers=alerts.TRIGGER_NAMES, last_digest_at=prefs.last_digest_at,
+                    page=PAGE_URLS)
+
+    @falcon.before(auth.require_login)
+    def on_post(self, req, resp, org_slug):
+        org, membership = self.org_for(req, org_slug, roles=MANAGERS)
+        form = self.form(req)
+        values, errors = alerts.parse_form(form)
+        if errors:
+            raw = {name: form.get(name) for name in alerts.Prefs.__dataclass_fields__}
+            raw.update({'trigger_' + t: values['trigger_' + t] for t in alerts.TRIGGERS})
+            self.show(req, resp, org, membership, status=falcon.HTTP_400,
+                      error=' '.join(errors), values=raw)
+            return
+        now = self.clock()
+        self.call(lambda: outbox.save_settings(org.id, values, now))
+        raise falcon.HTTPSeeOther(notifications_url(org.slug, done='saved'))
+
+    @falcon.before(auth.require_login)
+    def on_post_me(self, req, resp, org_slug):
+        _org, membership = self.org_for(req, org_slug)
+        choice = self.form(req).get('email')
+        if choice not in alerts.EMAIL_CHOICES:
+            raise falcon.HTTPBadRequest(description='email: on, digest or off')
+        now = self.clock()
+        self.call(lambda: outbox.set_email_choice(membership.id, choice, now))
+        raise falcon.HTTPSeeOther(notifications_url(org_slug, done='me'))
+
+    @falcon.before(auth.require_login)
+    def on_post_webhooks(self, req, resp, org_slug):
+        org, membership = self.org_for(req, org_slug, roles=MANAGERS)
+        form = self.form(req)
+        url = form.get('url', limit=2000)
+        kind = form.get('kind') or 'generic'
+        name = form.get('name', limit=100)
+        secret = form.get('secret', limit=200) or None
+        now = self.clock()
+        try:
+            hook = self.call(lambda: outbox.add_webhook(org.id, url, kind=kind, name=name,
+                                                        secret=secret, now=now))
+        except ValueError as error:
+            self.show(req, resp, org, membership, status=falcon.HTTP_400, error=f'Webhook: {error}')
+            return
+        # The secret is shown in full once, here; afterwards only its ends.
+        self.show(req, resp, org, membership, new_secret=(hook.id, hook.secret))
+
+    @falcon.before(auth.require_login)
+    def on_post_webhook(self, req, resp, org_slug, webhook_id):
+        org, _membership = self.org_for(req, org_slug, roles=MANAGERS)
+        action = self.form(req).get('action')
+        if action not in ('delete', 'pause', 'resume'):
+            raise falcon.HTTPBadRequest(description='action: delete, pause or resume')
+
+        def change():
+            query = Webhook.select().where(Webhook.id == webhook_id, Webhook.organization == org.id)
+            if not query.exists():
+                return False
+            if action == 'delete':
+                Webhook.delete().where(Webhook.id == webhook_id).execute()
+            else:
+                Webhook.update(is_active=action == 'resume').where(Webhook.id == webhook_id).execute()
+            return True
+        if not self.call(change):
+            raise falcon.HTTPNotFound()
+        done = {'delete': 'webhook_deleted', 'pause': 'webhook_paused', 'resume': 'webhook_resumed'}
+        raise falcon.HTTPSeeOther(notifications_url(org.slug, done=done[action]))
+
+    @falcon.before(auth.require_login)
+    def on_post_test(self, req, resp, org_slug):
+        """Sends now, from this request (bounded by the senders' timeouts), and shows each
+        channel's result; every message is also in the delivery log."""
+        org, membership = self.org_for(req, org_slug, roles=MANAGERS)
+        report = outbox.send_test(self.config, org, self.clock(), writer=self.writer)
+        results = [{'channel': channel, 'target': target, 'ok': error is None,
+                    'error': '' if error is None else str(error)}
+                   for channel, target, error in report]
+        self.show(req, resp, org, membership, test_report=results)
+
+    @falcon.before(auth.require_login)
+    def on_get_deliveries(self, req, resp, org_slug):
+        org, _membership = self.org_for(req, org_slug, roles=MANAGERS)
+        status = req.get_param('status') or ''
+        if status and status not in STATUSES:
+            raise falcon.HTTPBadRequest(description='status: ' + ', '.join(STATUSES))
+        before = req.get_param_as_int('before', min_value=1)
+        query = (Delivery.select(Delivery, Issue.id, Issue.title)
+                 .join(Issue, JOIN.LEFT_OUTER)
+                 .where(Delivery.organization == org.id))
+        if status:
+            query = query.where(Delivery.status == status)
+        if before:
+            query = query.where(Delivery.id < before)
+        rows = list(query.order_by(Delivery.id.desc()).limit(PAGE_SIZE + 1))
+        older = rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None
+        counts = dict(Delivery.select(Delivery.status, fn.COUNT(Delivery.id))
+                      .where(Delivery.organization == org.id)
+                      .group_by(Delivery.status).tuples())
+        self.render(req, resp, 'deliveries.html', org=org,
+                    rows=rows[:PAGE_SIZE], shown=status, statuses=STATUSES, counts=counts,
+                    older=older, page=PAGE_URLS, triggers=alerts.TRIGGER_NAMES)
+
+
+PAGE_URLS = {
+    'notifications': notifications_url,
+    'deliveries': deliveries_url,
+    'me': lambda slug: f'/orgs/{urls.part(slug)}/notifications/me',
+    'test': lambda slug: f'/orgs/{urls.part(slug)}/notifications/test',
+    'webhooks': lambda slug: f'/orgs/{urls.part(slug)}/notifications/webhooks',
+    'webhook': lambda slug, hook_id: f'/orgs/{urls.part(slug)}/notifications/webhooks/{int(hook_id)}',
+}
+
+
+def add_routes(app, templates, *, writer, config, keys, clock):
+    pages = NotificationPages(templates, writer=writer, config=config, keys=keys, clock=clock)
+    app.add_route(ROUTES['notifications'], pages)
+    app.add_route(ROUTES['notifications_me'], pages, suffix='me')
+    app.add_route(ROUTES['notifications_test'], pages, suffix='test')
+    app.add_route(ROUTES['webhooks'], pages, suffix='webhooks')
+    app.add_route(ROUTES['webhook'], pages, suffix='webhook')
+    app.add_route(ROUTES['deliveries'], pages, suffix='deliveries')
