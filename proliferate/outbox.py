@@ -526,7 +526,7 @@ def run_outbox(config, now, *, writer=None, ssl_context=None, timeout=notify.TIM
             stats.update(plan['decisions'])
         stats.update(deliver_pending(config, now, writer=writer, ssl_context=ssl_context,
                                      timeout=timeout))
-    return stats
+    return +stats  # only what happened: the job logs a line when this is not empty
 
 
 def run_digests(config, now, *, writer=None, ssl_context=None):
@@ -540,7 +540,7 @@ def run_digests(config, now, *, writer=None, ssl_context=None):
         old = expired(now)
         if old[0] or old[1]:
             stats['pruned'] = write(writer, lambda: prune(*old))
-    return stats
+    return +stats
 
 
 def expired(now, *, keep_days=KEEP_DAYS, limit=PRUNE_BATCH):

@@ -7,7 +7,12 @@ import hashlib
 import hmac
 import html
 import http.cookiejar
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -15,6 +20,7 @@ import uuid
 
 import pytest
 
+from conftest import HttpClient
 from pageclient import PageClient
 from pageclient import make_user
 from proliferate import db
@@ -28,6 +34,7 @@ from test_notify import SEED_EVENT
 from test_notify import Inbox
 from test_notify import Receiver
 from test_notify import error
+from test_notify import free_port
 from test_notify import ingest
 from test_notify import start_smtp
 
@@ -323,3 +330,42 @@ def test_new_user_gets_alert_regression_and_daily_digest(live_server, http, conf
     status, body, _url = browser.open('/orgs/acme/deliveries')
     assert status == 200
     assert body.count('badge-resolved">sent<') == 6  # 3 mails + 3 webhook posts
+
+
+def test_the_running_server_sends_alerts_on_its_own(tmp_path, inbox):
+    """`proliferate serve` with PROLIFERATE_SMTP_*: its scheduler sends the alert within one
+    send_outbox interval (10 s) of the 202, with no job called by hand."""
+    port = free_port()
+    env = dict(os.environ, PROLIFERATE_DATABASE_URL=f'sqlite:///{tmp_path}/serve.db',
+               PROLIFERATE_PORT=str(port), PROLIFERATE_SMTP_HOST='127.0.0.1',
+               PROLIFERATE_SMTP_PORT=str(inbox.port), PROLIFERATE_BASE_URL=BASE_URL)
+    command = [sys.executable, '-m', 'proliferate']
+    subprocess.run(command + ['user', 'create', 'me@example.test', '--org', 'acme'], env=env,
+                   check=True, capture_output=True)
+    created = subprocess.run(command + ['project', 'create', 'web', '--org', 'acme'], env=env,
+                             check=True, capture_output=True, text=True)
+    key = created.stdout.split()[-1]
+    server = subprocess.Popen(command + ['serve'], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f'http://127.0.0.1:{port}'
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(base + '/healthz', timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        started = time.monotonic()
+        assert HttpClient(base).post('/api/v1/errors', dict(SEED_EVENT, api_key=key))[0] == 202
+        while not inbox.messages and time.monotonic() - started < 25:
+            time.sleep(0.2)
+        waited = time.monotonic() - started
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+    assert server.returncode == 0, output
+    [mail] = inbox.messages
+    assert mail.subject.startswith('[Proliferate] New issue in web: TypeError')
+    assert waited < 12, waited
+    assert "notifications: {'processed': 1, 'send': 1, 'sent': 1}" in output
