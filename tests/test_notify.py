@@ -11,6 +11,7 @@ import hmac
 import http.server
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -432,6 +433,7 @@ def test_hourly_digest(cfg, services, client, team, inbox, receiver):
     assert 'Top issues by affected users' in mail.text
     one, two = issues(team)
     assert f'{BASE_URL}/issues/{one.id}' in mail.text and '- 2 events' in mail.text
+    assert re.search(r'- 1 event\s*$', mail.text, re.M)  # singular
     assert f'href="{BASE_URL}/issues/{two.id}"' in mail.html
     [hook] = receiver.take()
     assert hook.json['type'] == 'digest' and hook.json['schedule'] == 'digest_hourly'
