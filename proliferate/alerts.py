@@ -317,7 +317,8 @@ def digest_message(org, content, since, until, schedule):
         if content[key]:
             parts.append(f'{len(content[key])} {label}')
     active = len(content['top_events'])
-    parts.append(f'{content["total_events"]} events in {active} issue{"s" if active != 1 else ""}')
+    total = content['total_events']
+    parts.append(f'{total} event{"s" if total != 1 else ""} in {active} issue{"s" if active != 1 else ""}')
     headline = f'{name} digest for {org["name"]}: ' + ', '.join(parts)
     payload = {'type': 'digest', 'text': headline, 'organization': org, 'schedule': schedule,
                'since': iso(since), 'until': iso(until), **content}

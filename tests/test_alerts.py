@@ -193,3 +193,6 @@ def test_digest_content_orders_top_issues():
     assert alerts.is_empty_digest(alerts.digest_content([], [], [], []))
     message = alerts.digest_message({'id': 1, 'slug': 'a', 'name': 'Acme'}, content, T, T, 'digest_daily')
     assert message['headline'] == 'Daily digest for Acme: 1 new, 62 events in 3 issues'
+    one = alerts.digest_content([], [], [], [issue(4, 1)])
+    assert alerts.digest_message({'id': 1, 'slug': 'a', 'name': 'Acme'}, one, T, T,
+                                 'digest_hourly')['headline'] == 'Hourly digest for Acme: 1 event in 1 issue'
