@@ -36,12 +36,16 @@ class ReadConnection(db.ConnectionPerRequest):
 
 
 class Health:
-    def __init__(self, writer):
+    def __init__(self, writer, leader=None):
         self.writer = writer
+        self.leader = leader
 
     def on_get(self, req, resp):
         db.database.execute_sql('SELECT 1')
-        api.send(resp, {'status': 'ok', 'writer_queue': self.writer.pending})
+        body = {'status': 'ok', 'writer_queue': self.writer.pending}
+        if self.leader is not None:  # issue 9: whether this process runs the scheduled jobs
+            body['leader'] = self.leader.is_leader
+        api.send(resp, body)
 
 
 def serialize_error(req, resp, exception):
@@ -63,7 +67,8 @@ class DatabaseInt(falcon.routing.IntConverter):
         super().__init__(num_digits, min, max)
 
 
-def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=None):
+def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=None,
+               leader=None):
     drops = drops if drops is not None else DropCounter()
     keys = keys or ingest.KeyCache(config.key_cache_seconds)
     limiter = limiter or ingest.RateLimiter(config.rate_limit_per_minute)
@@ -81,7 +86,7 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
         app.add_route(f'{prefix}/errors', errors)
         app.add_route(f'{prefix}/errors/batch', batch)
 
-    app.add_route('/healthz', Health(writer))
+    app.add_route('/healthz', Health(writer, leader))
     app.add_route('/api/openapi.json', openapi.OpenAPI())
     app.add_route('/api/v1/projects', api.Projects())
     app.add_route('/api/v1/projects/{project_id:int}', api.ProjectItem())

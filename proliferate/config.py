@@ -74,6 +74,9 @@ SETTINGS = (
      'Memory the writer may hold in parsed source maps (a parsed map costs about 3x its JSON).'),
     ('server_url', str, '', 'Server that `proliferate sourcemaps upload` sends to (its --server).'),
     ('upload_token', str, '', 'Upload token (pru_...) that `proliferate sourcemaps upload` sends (its --token).'),
+    # Several processes on one database (issue 9).
+    ('leader_retry_seconds', float, 15.0,
+     'How often a process that does not run the scheduled jobs tries to take over (and the one that does checks its lock).'),
 )
 
 
@@ -112,6 +115,8 @@ class Config:
     sourcemap_cache_mb: int = 256
     server_url: str = ''
     upload_token: str = ''
+    # Several processes on one database (issue 9).
+    leader_retry_seconds: float = 15.0
 
     def __post_init__(self):
         validate(self)
@@ -153,6 +158,8 @@ def validate(config):
         raise ValueError('max_batch_events must be between 1 and 10000')
     if config.event_retention_days < 0 or config.backup_keep < 1:
         raise ValueError('event_retention_days must be >= 0 and backup_keep >= 1')
+    if config.leader_retry_seconds <= 0:
+        raise ValueError('leader_retry_seconds must be above 0')
     for name in ('threads', 'writer_queue_size', 'writer_batch_size'):
         if getattr(config, name) < 1:
             raise ValueError(f'{name} must be at least 1')

@@ -5,11 +5,13 @@ The only module that knows which backend it runs on: SQLite pragmas and SQLite-o
 
 import datetime
 import logging
+import urllib.parse
 from pathlib import Path
 
 import peewee
 from playhouse import db_url
 from playhouse import migrations
+from playhouse import pool
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +33,32 @@ def utcnow():
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
+# PostgreSQL (issue 9). Each process keeps a pool: a request takes a connection and gives it
+# back instead of starting a server backend per request (~3 ms each). The pool pings a
+# connection when handing it out and drops dead ones, and replaces connections older than
+# POOL_RECYCLE seconds, so a restarted server, a failover or a proxy's idle timeout does not
+# fail requests; the writer's long-lived connection is replaced by heal_connection().
+POOL_RECYCLE = 300
+POOL_WAIT = 30
+# libpq settings a postgresql:// URL may override with its query string (?sslmode=require&...).
+PG_DEFAULTS = {'application_name': 'proliferate', 'connect_timeout': 10}
+# SQLSTATEs after which a transaction can simply be tried again: deadlock_detected and
+# serialization_failure (two processes' writes crossed; one of them is rolled back).
+RETRYABLE_SQLSTATES = frozenset(('40P01', '40001'))
+
+
 def is_sqlite():
     return isinstance(database.obj, peewee.SqliteDatabase)
 
 
-def open_database(url, *, synchronous='FULL'):
-    """Bind the proxy to the database at url and return it (not connected)."""
+def is_postgresql(url):
+    return url.startswith(('postgres://', 'postgresql://', 'postgresext://', 'postgresqlext://'))
+
+
+def open_database(url, *, synchronous='FULL', pool_size=32):
+    """Bind the proxy to the database at url and return it (not connected). pool_size bounds a
+    process's PostgreSQL connections (the server passes its threads plus the writer, the leader
+    and the jobs)."""
     if url.startswith('sqlite'):
         db = db_url.connect(
             url,
@@ -46,10 +68,73 @@ def open_database(url, *, synchronous='FULL'):
             lock_type='IMMEDIATE',
             autoconnect=False,
         )
+    elif is_postgresql(url):
+        db = pool.PooledPostgresqlDatabase(
+            max_connections=pool_size, stale_timeout=POOL_RECYCLE, timeout=POOL_WAIT,
+            autoconnect=False, **postgres_params(url))
     else:
         db = db_url.connect(url, autoconnect=False)
     database.initialize(db)
     return db
+
+
+def postgres_params(url):
+    """The connection arguments of a postgresql:// URL: playhouse.db_url's reading of it (query
+    string included) over PG_DEFAULTS. psycopg 3 is preferred when installed (setup.cfg extra
+    [postgres]); psycopg2 works too."""
+    params = dict(PG_DEFAULTS)
+    params.update(db_url.parse(url, unquote_password=True, unquote_user=True))
+    params.setdefault('prefer_psycopg3', True)
+    return params
+
+
+def open_session(url):
+    """A database of its own, outside the pool and the proxy, for one long-lived session (the
+    leader's lock): never handed to another thread or recycled. Not connected."""
+    params = postgres_params(url)
+    # thread_safe=False: one connection shared by whoever holds this object, not one per thread.
+    return peewee.PostgresqlDatabase(autoconnect=False, thread_safe=False, **params)
+
+
+def heal_connection():
+    """After a failed transaction on this thread's long-lived connection (the writer's): one the
+    server dropped (a PostgreSQL restart or failover) is replaced, so the writer recovers by
+    itself instead of failing every commit. Never raises; a no-op when the connection is fine."""
+    try:
+        if not database.is_closed() and database.is_connection_usable():
+            return False
+        log.warning('database: the connection was lost; opening a new one')
+        if not database.is_closed():
+            database.close()
+        database.connect()
+        return True
+    except Exception as error:  # the server is still away: the next failure tries again
+        log.warning('database: reconnecting failed (%s)', error)
+        return False
+
+
+def describe(url):
+    """The URL for logs and the start-up line: a password in it is replaced by ***."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.password is None:
+        return url
+    netloc = parsed.netloc.rpartition('@')
+    user = netloc[0].partition(':')[0]
+    return urllib.parse.urlunsplit(parsed._replace(netloc=f'{user}:***@{netloc[2]}'))
+
+
+def is_retryable(error):
+    """True when error (or what it wraps) is a deadlock or serialization failure on PostgreSQL:
+    the transaction was rolled back by the server and may be tried again as it is."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        code = getattr(error, 'sqlstate', None) or getattr(error, 'pgcode', None)
+        if code in RETRYABLE_SQLSTATES:
+            return True
+        error = error.__cause__ or error.__context__ or (
+            error.args[0] if error.args and isinstance(error.args[0], BaseException) else None)
+    return False
 
 
 def migrate():

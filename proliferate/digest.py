@@ -3,20 +3,30 @@
 
 Statements are per batch, not per event (aggregates merged in Python first), and only portable
 SQL is used (INSERT ... ON CONFLICT works on SQLite >= 3.24 and PostgreSQL), so several
-processes on one PostgreSQL database never double-count.
+processes on one PostgreSQL database never double-count (issue 9: Digest.store_racing).
 """
 
 import collections
+import logging
 import threading
 
 import orjson
 from peewee import EXCLUDED
 
+from proliferate import db
 from proliferate.db import database
 from proliferate.models import DroppedCount
 
+log = logging.getLogger(__name__)
+
 # Keeps IN (...) lists far below SQLite's and PostgreSQL's parameter limits.
 CHUNK = 500
+# Attempts at storing a batch that lost a race with another process (see store_racing).
+RACE_ATTEMPTS = 5
+
+
+class LostRace(Exception):
+    """Another process committed one of this batch's event_ids or new issues after our reads."""
 
 
 class DropCounter:
@@ -56,6 +66,7 @@ class Digest:
         self.clock = clock
         self.drops = drops or DropCounter()
         self.resolver = resolver
+        self.races = 0  # batches stored again after losing a race (store_racing)
         self._sql = None
 
     def __call__(self, items):
@@ -64,9 +75,41 @@ class Digest:
         if self.resolver is not None and fresh:
             self.resolver(fresh)
         if fresh:
-            self.store(fresh, str(now))
+            self.store_racing(statuses, fresh, str(now))
         self.flush_drops(statuses, items)
         return statuses
+
+    def store_racing(self, statuses, fresh, now):
+        """store() inside a savepoint. Several processes on one PostgreSQL database can each read
+        an event_id (or a fingerprint) as new and insert it at once: the unique index makes the
+        second INSERT wait for the first transaction, ON CONFLICT DO NOTHING then skips the row,
+        and store() sees the shortfall and raises LostRace. The batch's writes are rolled back to
+        the savepoint, the dedupe read again (it now sees the winner's commit) and the rest stored:
+        the loser answers 'duplicate' and nothing is counted twice. A deadlock between two such
+        batches is retried the same way. On SQLite the IMMEDIATE transaction already excludes
+        other writers, so this costs one SAVEPOINT and never retries."""
+        positions = [index for index, status in enumerate(statuses) if status == 'ok']
+        for attempt in range(RACE_ATTEMPTS):
+            try:
+                with database.atomic():
+                    self.store(fresh, now)
+                return
+            except Exception as error:
+                if attempt == RACE_ATTEMPTS - 1 or not (
+                        isinstance(error, LostRace) or db.is_retryable(error)):
+                    raise
+                self.races += 1
+                log.info('writer: another process wrote part of this batch first (%s); '
+                         'reading it again', error)
+            again, still_fresh = self.dedupe(fresh)
+            kept = []
+            for position, status in zip(positions, again):
+                statuses[position] = status
+                if status == 'ok':
+                    kept.append(position)
+            positions, fresh = kept, still_fresh
+            if not fresh:
+                return
 
     def dedupe(self, items):
         """An event_id already stored for its project (or earlier in this batch) is not stored or
@@ -114,7 +157,7 @@ class Digest:
             self.write_drops(counts)
 
     def write_drops(self, counts):
-        rows = [{'project': p, 'reason': r, 'count': n} for (p, r), n in counts.items()]
+        rows = [{'project': p, 'reason': r, 'count': n} for (p, r), n in sorted(counts.items())]
         (DroppedCount.insert_many(rows)
          .on_conflict(conflict_target=[DroppedCount.project, DroppedCount.reason],
                       update={DroppedCount.count: DroppedCount.count + EXCLUDED.count})
@@ -129,6 +172,11 @@ class Digest:
             item['ts'] = str(item['timestamp'])
             rx = item['received_at']
             item['rx'] = received.get(rx) or received.setdefault(rx, str(rx))
+        # Rows are written in one order that every process shares (the event's own timestamp,
+        # then its key), so two processes storing overlapping batches on PostgreSQL take their
+        # row locks in the same order and do not deadlock; within a batch the newest event gets
+        # the highest id.
+        items = sorted(items, key=lambda item: (item['ts'], item['project_id'], item['event_id']))
         sql = self.sql()
         cursor = database.cursor()
         issues = self.upsert_issues(cursor, sql, items, now)
@@ -175,7 +223,7 @@ class Digest:
                     group = groups[project_id, fingerprint]
                     group['id'] = issue_id
                     group['status'] = status
-        for (project_id, fingerprint), group in groups.items():
+        for (project_id, fingerprint), group in sorted(groups.items(), key=lambda pair: pair[0]):
             if 'id' in group:
                 group['is_new'] = False
                 continue
@@ -184,7 +232,10 @@ class Digest:
                 project_id, fingerprint, first['type'], first['title'], first['culprit'],
                 first['level'], group['first_seen'], group['last_seen'], first['release'],
                 group['latest']['release']))
-            group['id'] = cursor.fetchone()[0]
+            row = cursor.fetchone()
+            if row is None:  # another process created this issue since our SELECT
+                raise LostRace(f'issue {fingerprint} of project {project_id}')
+            group['id'] = row[0]
             group['status'] = 'unresolved'
             group['is_new'] = True
             cursor.execute(sql['insert_activity'], (group['id'], 'created', first['release'], now))
@@ -200,6 +251,8 @@ class Digest:
             rows.append((item['project_id'], issue_id, item['event_id'], item['ts'], item['rx'],
                          item['data']))
         cursor.executemany(sql['insert_event'], rows)
+        if cursor.rowcount != len(rows):  # another process stored some of these event_ids
+            raise LostRace(f'{len(rows) - cursor.rowcount} of {len(rows)} events')
         # The newest event of each issue (a MAX over the (issue, id) index), for the issue page.
         issue_ids = [group['id'] for group in issues.values()]
         latest = {}
@@ -236,7 +289,7 @@ class Digest:
             return {}
         new = collections.Counter()
         inserted = set()
-        rows = list(merged.values())
+        rows = sorted(merged.values(), key=lambda row: (row[0], row[1]))
         width = len(rows[0])
         for part in chunks(rows, 100):
             cursor.execute(sql['insert'].replace('{list}', values_list(len(part), width)),
@@ -244,7 +297,7 @@ class Digest:
             for issue_id, person_key in cursor.fetchall():
                 inserted.add((issue_id, person_key))
                 new[issue_id] += 1
-        rest = [row for key, row in merged.items() if key not in inserted]
+        rest = [row for row in rows if (row[0], row[1]) not in inserted]
         if rest:
             # [event_count, last_seen x3, details..., issue, key]
             cursor.executemany(sql['update'], [
@@ -267,13 +320,14 @@ class Digest:
                     row[4] = stamp
                 if stamp > row[5]:
                     row[5] = stamp
-        cursor.executemany(sql['upsert_hourly'], [(i, h, n) for (i, h), n in hourly.items()])
+        cursor.executemany(sql['upsert_hourly'], sorted((i, h, n) for (i, h), n in hourly.items()))
         if tags:
-            cursor.executemany(sql['upsert_tag'], list(tags.values()))
+            cursor.executemany(sql['upsert_tag'], sorted(tags.values()))
 
     def update_issues(self, cursor, sql, issues, new_users, new_accounts, now):
         plain = []
-        for (project_id, _fingerprint), group in issues.items():
+        for (project_id, _fingerprint), group in sorted(issues.items(),
+                                                       key=lambda pair: pair[1]['id']):
             issue_id = group['id']
             latest = group['latest']
             values = (len(group['items']), new_users.get(issue_id, 0), new_accounts.get(issue_id, 0),
@@ -335,13 +389,14 @@ SQL = {
     'insert_issue': 'INSERT INTO issue (project_id, fingerprint, type, title, culprit, level, '
                     "status, first_seen, last_seen, first_release, last_release, event_count, "
                     "user_count, account_count, is_regressed) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 'unresolved', ?, ?, ?, ?, 0, 0, 0, FALSE) RETURNING id",
+                    "VALUES (?, ?, ?, ?, ?, ?, 'unresolved', ?, ?, ?, ?, 0, 0, 0, FALSE) "
+                    'ON CONFLICT (project_id, fingerprint) DO NOTHING RETURNING id',
     'insert_activity': 'INSERT INTO issue_activity (issue_id, kind, release, created_at) '
                        'VALUES (?, ?, ?, ?)',
     'insert_outbox': 'INSERT INTO outbox (kind, project_id, issue_id, data, created_at) '
                      'VALUES (?, ?, ?, ?, ?)',
     'insert_event': 'INSERT INTO event (project_id, issue_id, event_id, timestamp, received_at, '
-                    'data) VALUES (?, ?, ?, ?, ?, ?)',
+                    'data) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, event_id) DO NOTHING',
     'latest_events': 'SELECT issue_id, MAX(id) FROM event WHERE issue_id IN ({list}) GROUP BY issue_id',
     'user': _people_sql('issue_user', 'user_key', ('user_id', 'email')),
     'account': _people_sql('issue_account', 'account_id', ('name',)),

@@ -12,6 +12,8 @@ from proliferate import db
 from proliferate.app import create_app
 from proliferate.digest import Digest
 from proliferate.digest import DropCounter
+from proliferate.leader import Leader
+from proliferate.leader import lock_for
 from proliferate.resolver import Resolver
 from proliferate.writer import Writer
 
@@ -20,7 +22,10 @@ log = logging.getLogger(__name__)
 
 def build_services(config, clock=db.utcnow):
     """The database, migrated, and a started writer: what serve() and the tests share."""
-    db.open_database(config.database_url, synchronous=config.sqlite_synchronous)
+    # PostgreSQL pool: a connection for each Waitress thread, the writer, the leader's checks
+    # and the jobs (SQLite ignores it).
+    db.open_database(config.database_url, synchronous=config.sqlite_synchronous,
+                     pool_size=config.threads + 8)
     db.migrate()
     drops = DropCounter()
     digest = Digest(clock=clock, drops=drops,
@@ -45,9 +50,16 @@ def serve(config, *, on_ready=None):
     from proliferate.scheduler import build_scheduler
 
     writer, drops, _digest = build_services(config)
-    app = create_app(config, writer=writer, drops=drops)
+    # Of the processes sharing the database, the one holding this lock runs the jobs (issue 9).
+    leader = Leader(lock_for(config.database_url), retry_seconds=config.leader_retry_seconds)
+    app = create_app(config, writer=writer, drops=drops, leader=leader)
     server = create_server(config, app)
     scheduler = build_scheduler(config, writer=writer)
+    # Every process runs the scheduler; each job runs only while its process leads, and checks
+    # the lock's session just before it runs, so a process that lost the lock stops at once
+    # rather than at its next check (pausing and resuming the scheduler would leave that gap).
+    for job in scheduler.get_jobs():
+        job.modify(func=leader.guard(job.func))
 
     def stop(signum, frame):
         raise SystemExit(0)
@@ -55,9 +67,12 @@ def serve(config, *, on_ready=None):
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+    leader.start()
     scheduler.start()
     url = f'http://{server.effective_host}:{server.effective_port}'
-    print(f'Proliferate listening on {url} (database: {config.database_url})', flush=True)
+    role = 'runs the scheduled jobs' if leader.is_leader else 'standing by for the scheduled jobs'
+    print(f'Proliferate listening on {url} (database: {db.describe(config.database_url)}; '
+          f'{role})', flush=True)
     if on_ready:
         on_ready(server)
     try:
@@ -69,6 +84,8 @@ def serve(config, *, on_ready=None):
         server.close()
         server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
         scheduler.shutdown(wait=False)
+        # Released at once: a waiting process takes over at its next try, not after a timeout.
+        leader.stop()
         writer.stop()
         if not db.database.is_closed():
             db.database.close()

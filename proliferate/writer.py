@@ -9,6 +9,7 @@ import collections
 import logging
 import threading
 
+from proliferate import db
 from proliferate.db import database
 
 log = logging.getLogger(__name__)
@@ -159,12 +160,14 @@ class Writer:
             self.idle()
         except Exception:
             log.exception('writer: idle work failed; it is tried again later')
+            db.heal_connection()
 
     def _run_call(self, ticket):
         try:
             with database.atomic():
                 result = ticket.call()
         except Exception as error:  # handed to the caller, who decides
+            db.heal_connection()
             ticket.finish(error=error)
         else:
             ticket.finish(result)
@@ -175,6 +178,9 @@ class Writer:
             with database.atomic():
                 results = self.process(items)
         except Exception:
+            # A connection the server dropped (PostgreSQL restart, failover) is replaced first,
+            # so the one-by-one retries below commit instead of failing too.
+            db.heal_connection()
             if len(tickets) == 1:
                 log.exception('writer: a submission failed and was not stored')
                 tickets[0].finish(error=RuntimeError('the events could not be stored'))

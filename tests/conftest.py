@@ -25,9 +25,63 @@ def database_url_for(tmp_path):
     return os.environ.get('PROLIFERATE_TEST_DATABASE_URL') or f'sqlite:///{tmp_path}/p.db'
 
 
+def reset_database(url):
+    """PostgreSQL is one database for the whole run: empty it before each test, as a fresh
+    SQLite file would be. Rows are deleted children first and sequences restarted (TRUNCATE
+    cost 0.7 s a test, this 10 ms); a schema whose migrations differ is dropped and recreated."""
+    if url.startswith('sqlite'):
+        return
+    database = db.open_database(url)
+    with database.connection_context():
+        # A server a test failed to stop must not hang the run: fail loudly instead.
+        database.execute_sql("SET lock_timeout = '10s'")
+        with database.atomic():
+            tables = set(database.get_tables())
+            applied = set()
+            if 'schema_migration' in tables:
+                applied = {name for name, in database.execute_sql('SELECT name FROM schema_migration')}
+            expected = {path.stem for path in db.MIGRATIONS_DIR.glob('[0-9]*.py')}
+            if applied != expected:
+                database.execute_sql('DROP SCHEMA public CASCADE')
+                database.execute_sql('CREATE SCHEMA public')
+                return
+            edges = database.execute_sql(
+                'SELECT c.conrelid::regclass::text, c.confrelid::regclass::text '
+                'FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace '
+                "WHERE c.contype = 'f' AND n.nspname = current_schema()").fetchall()
+            for table in children_first(tables - {'schema_migration'}, edges):
+                database.execute_sql(f'DELETE FROM "{table}"')
+            for name, in database.execute_sql(
+                    'SELECT sequence_name FROM information_schema.sequences '
+                    'WHERE sequence_schema = current_schema()').fetchall():
+                database.execute_sql('SELECT setval(%s, 1, false)', (name,))
+    database.close()
+
+
+def children_first(tables, edges):
+    """Tables ordered so that a table comes before every table it references."""
+    refs = {table: set() for table in tables}
+    for child, parent in edges:
+        child, parent = child.strip('"'), parent.strip('"')
+        if child in refs and parent in refs and child != parent:
+            refs[child].add(parent)
+    referenced_by = {table: {c for c, ps in refs.items() if table in ps} for table in tables}
+    order = []
+    done = set()
+    while len(order) < len(tables):
+        ready = sorted(t for t in tables if t not in done and referenced_by[t] <= done)
+        if not ready:  # a cycle: the rest in any order (the DELETE then fails loudly)
+            ready = sorted(tables - done)
+        order.extend(ready)
+        done.update(ready)
+    return order
+
+
 @pytest.fixture
 def config(tmp_path):
-    return Config(database_url=database_url_for(tmp_path))
+    url = database_url_for(tmp_path)
+    reset_database(url)
+    return Config(database_url=url)
 
 
 @pytest.fixture

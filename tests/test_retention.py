@@ -4,6 +4,7 @@ in chunks through the real writer; issues and their aggregates stay. The clock i
 
 import datetime
 import time
+import types
 import uuid
 
 import pytest
@@ -21,6 +22,7 @@ from proliferate.models import IssueUser
 from proliferate.models import Project
 from proliferate.normalize import normalize_event
 from proliferate.scheduler import build_scheduler
+from proliferate.server import build_services
 
 NOW = datetime.datetime(2025, 6, 1, 12, 0)
 
@@ -127,7 +129,19 @@ def test_zero_days_keeps_everything_and_a_run_stops_at_its_deadline(services):
     assert retention.enforce_retention(services.writer, days=90, clock=lambda: NOW)['expired'] == 7
 
 
-def test_the_database_file_stops_growing_at_a_steady_rate(services):
+@pytest.fixture
+def sqlite_services(tmp_path):
+    """The SQLite file's pages are what the next test measures: SQLite even when the suite runs
+    on PostgreSQL (PROLIFERATE_TEST_DATABASE_URL, issue 9)."""
+    writer, _drops, _digest = build_services(Config(database_url=f'sqlite:///{tmp_path}/p.db'))
+    yield types.SimpleNamespace(writer=writer)
+    writer.stop()
+    if not db.database.is_closed():
+        db.database.close()
+
+
+def test_the_database_file_stops_growing_at_a_steady_rate(sqlite_services):
+    services = sqlite_services
     project = make_project()
     pages = []
     for cycle in range(6):

@@ -1,0 +1,460 @@
+"""Two real `proliferate serve` processes on one database (issue 9): the same events through both
+at once keep every count exact, one process runs the scheduled jobs (each outbox webhook arrives
+once), and after kill -9 of that process the other takes over. On PostgreSQL when
+PROLIFERATE_TEST_DATABASE_URL names one (CI runs both); otherwise on one shared SQLite file.
+"""
+
+import collections
+import http.server
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from peewee import fn
+
+from conftest import make_project
+from proliferate import db
+from proliferate.leader import FileLock
+from proliferate.leader import Leader
+from proliferate.leader import lock_for
+from proliferate.models import DroppedCount
+from proliferate.models import Event
+from proliferate.models import Issue
+from proliferate.models import IssueAccount
+from proliferate.models import IssueHourly
+from proliferate.models import IssueUser
+from proliferate.models import Webhook
+
+ROOT = Path(__file__).resolve().parent.parent
+# The servers' leader_retry_seconds: takeover within seconds here (15 s by default).
+RETRY = 1.0
+ISSUES = 6
+USERS = 7
+ACCOUNTS = 3
+
+
+def unused_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def request(base, method, path, body=None, timeout=30):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(base + path, data=data, method=method,
+                                 headers={'Content-Type': 'application/json'} if data else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b'null')
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode('utf-8', 'replace')
+
+
+class Server:
+    """`python -m proliferate serve` on a free port, its output in a file."""
+
+    def __init__(self, url, tmp_path, name):
+        self.port = unused_port()
+        self.base = f'http://127.0.0.1:{self.port}'
+        self.log_path = tmp_path / f'{name}.log'
+        env = {**os.environ, 'PROLIFERATE_DATABASE_URL': url, 'PROLIFERATE_THREADS': '8',
+               'PROLIFERATE_LEADER_RETRY_SECONDS': str(RETRY)}
+        env.pop('PROLIFERATE_TEST_DATABASE_URL', None)
+        self.log = open(self.log_path, 'wb')
+        self.process = subprocess.Popen(
+            [sys.executable, '-m', 'proliferate', 'serve', '--port', str(self.port)],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, deadline=30):
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            assert self.process.poll() is None, self.output()
+            try:
+                status, body = request(self.base, 'GET', '/healthz', timeout=2)
+                if status == 200:
+                    return body
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f'server did not start:\n{self.output()}')
+
+    def health(self):
+        status, body = request(self.base, 'GET', '/healthz', timeout=5)
+        assert status == 200, body
+        return body
+
+    def output(self):
+        self.log.flush()
+        return self.log_path.read_text(errors='replace')
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.log.close()
+        return self.process.returncode
+
+
+class Receiver:
+    """A webhook endpoint on loopback: what the leader's send_outbox job delivers."""
+
+    def __init__(self):
+        self.posts = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get('Content-Length') or 0))
+                receiver.posts.append(json.loads(body))
+                self.send_response(200)
+                self.send_header('Content-Length', '2')
+                self.end_headers()
+                self.wfile.write(b'ok')
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.url = f'http://127.0.0.1:{self.server.server_address[1]}/hook'
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def issue_ids(self):
+        return [post['issue']['id'] for post in self.posts if post.get('trigger') == 'new_issue']
+
+    def wait_for(self, count, deadline):
+        end = time.monotonic() + deadline
+        while time.monotonic() < end and len(self.issue_ids()) < count:
+            time.sleep(0.2)
+        return self.issue_ids()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def make_event(key, issue, user, account):
+    return {'api_key': key, 'event_id': uuid.uuid4().hex, 'timestamp': '2025-03-01T10:%02d:00Z' % issue,
+            'type': 'exception', 'level': 'error', 'environment': 'production',
+            'user': {'id': f'user-{user}'}, 'account': {'id': f'acct-{account}'},
+            'exception': {'type': f'Error{issue}', 'message': f'boom {issue}',
+                          'stack': f'Error{issue}: boom {issue}\n'
+                                   f'    at handler{issue} (https://app.test/app.js:{issue}:7)'}}
+
+
+def send_to_both(servers, path, body):
+    """The same body to every server at the same moment -> their answers."""
+    barrier = threading.Barrier(len(servers))
+    answers = [None] * len(servers)
+
+    def send(index):
+        barrier.wait(5)
+        answers[index] = request(servers[index].base, 'POST', path, body)
+
+    threads = [threading.Thread(target=send, args=(index,)) for index in range(len(servers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return answers
+
+
+def run_pool(tasks, workers=6):
+    """tasks (callables) on a few threads; -> their results in order."""
+    results = [None] * len(tasks)
+    errors = []
+    lock = threading.Lock()
+    todo = list(enumerate(tasks))
+
+    def work():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                index, task = todo.pop()
+            try:
+                results[index] = task()
+            except Exception as error:  # reported by the caller, never lost in a thread
+                errors.append(error)
+
+    threads = [threading.Thread(target=work) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    assert not errors, errors[:3]
+    return results
+
+
+def query(fn):
+    with db.database.connection_context():
+        return fn()
+
+
+@pytest.fixture
+def shared(config, tmp_path):
+    """The database both servers share, migrated, with a project and an organization webhook."""
+    db.open_database(config.database_url)
+    db.migrate()
+    project = make_project()
+    receiver = Receiver()
+    with db.database.connection_context():
+        Webhook.create(organization=project.org_id, name='test', url=receiver.url)
+    db.database.close()
+    yield config.database_url, project, receiver
+    receiver.stop()
+
+
+def test_two_servers_count_exactly_and_one_runs_the_jobs(shared, tmp_path):
+    url, project, receiver = shared
+    servers = [Server(url, tmp_path, 'a'), Server(url, tmp_path, 'b')]
+    try:
+        for server in servers:
+            server.wait_ready()
+        # Exactly one process leads (the file lock or the advisory lock).
+        leading = [server.health()['leader'] for server in servers]
+        assert sorted(leading) == [False, True], leading
+
+        rng = random.Random(9)
+        events = [make_event(project.key, rng.randrange(ISSUES), rng.randrange(USERS),
+                             rng.randrange(ACCOUNTS)) for _ in range(240)]
+        singles, batched = events[:120], events[120:]
+        # Each single event to both servers at the same moment, from 6 threads at once.
+        single_answers = run_pool([
+            lambda event=event: send_to_both(servers, '/api/v1/errors', event) for event in singles])
+        for answers in single_answers:
+            assert [status for status, _body in answers] == [202, 202], answers
+        # Batches of 20 that overlap on both servers, each server's copy in another order (two
+        # writers' transactions take the same rows in opposite orders: no deadlock may fail one).
+        batch_tasks = []
+        for start in range(0, len(batched), 20):
+            part = batched[start:start + 20]
+            for _repeat in range(2):
+                batch_tasks.append(lambda part=part: send_batches_crossed(servers, part))
+        batch_answers = run_pool(batch_tasks)
+        ok = collections.Counter()
+        for answers in batch_answers:
+            for status, body in answers:
+                assert status == 202, body
+                for result in body['results']:
+                    assert result['status'] in ('ok', 'duplicate'), result
+                    ok[result['event_id']] += result['status'] == 'ok'
+        # Of the four copies of each batched event (two batches, two servers), exactly one
+        # was stored: the others answered "duplicate".
+        assert set(ok.values()) == {1} and len(ok) == len(batched), ok.most_common(3)
+
+        check_counts(events, project.id, duplicates=len(singles) + 3 * len(batched))
+        if db.is_postgresql(url):
+            # The race really ran: some batch read an event_id as new, lost it to the other
+            # process at INSERT time and was stored again (on SQLite writers take turns).
+            races = sum(server.output().count('reading it again') for server in servers)
+            print(f'batches stored again after losing a race: {races}')
+            assert races > 0
+
+        # The leader's send_outbox (every 10 s) sends each new issue's webhook once.
+        issues = query(lambda: Issue.select().count())
+        assert issues == len({(e['exception']['type']) for e in events})
+        sent = receiver.wait_for(issues, deadline=40)
+        assert sorted(sent) == sorted(set(sent)) and len(sent) == issues, sent
+
+        # kill -9 the leader: the other takes over within a few tries and runs the jobs.
+        leader_index = leading.index(True)
+        killed, survivor = servers[leader_index], servers[1 - leader_index]
+        killed.process.send_signal(signal.SIGKILL)
+        killed.process.wait(10)
+        started = time.monotonic()
+        while not survivor.health()['leader']:
+            assert time.monotonic() - started < 10 * RETRY + 5, survivor.output()
+            time.sleep(0.2)
+        takeover = time.monotonic() - started
+        print(f'takeover after kill -9: {takeover:.1f} s (retry every {RETRY} s)')
+        fresh = make_event(project.key, ISSUES + 1, 0, 0)
+        assert request(survivor.base, 'POST', '/api/v1/errors', fresh)[0] == 202
+        sent = receiver.wait_for(issues + 1, deadline=40)
+        assert len(sent) == issues + 1 and len(set(sent)) == issues + 1, sent
+        assert 'now runs the scheduled jobs' in survivor.output()
+    finally:
+        codes = [server.stop() for server in servers]
+    assert codes[1 - leader_index] == 0  # the survivor stops cleanly on SIGTERM
+
+
+def send_batches_crossed(servers, part):
+    """One batch to both servers at once, the second in reverse order."""
+    orders = [list(part), list(reversed(part))]
+    barrier = threading.Barrier(len(servers))
+    answers = [None] * len(servers)
+
+    def send(index):
+        barrier.wait(5)
+        answers[index] = request(servers[index].base, 'POST', '/api/v1/errors/batch', orders[index])
+
+    threads = [threading.Thread(target=send, args=(index,)) for index in range(len(servers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return answers
+
+
+def check_counts(events, project_id, duplicates):
+    """Every aggregate equals what the distinct events imply: nothing counted twice or lost."""
+    by_issue = collections.defaultdict(list)
+    for event in events:
+        by_issue[event['exception']['type']].append(event)
+
+    with db.database.connection_context():
+        assert Event.select().count() == len(events)
+        assert len({e.event_id for e in Event.select(Event.event_id)}) == len(events)
+        issues = {issue.type: issue for issue in Issue.select()}
+        assert set(issues) == set(by_issue)
+        for kind, group in by_issue.items():
+            issue = issues[kind]
+            users = {e['user']['id'] for e in group}
+            accounts = {e['account']['id'] for e in group}
+            assert issue.event_count == len(group), kind
+            assert issue.user_count == len(users), kind
+            assert issue.account_count == len(accounts), kind
+            assert IssueUser.select().where(IssueUser.issue == issue.id).count() == len(users)
+            assert IssueAccount.select().where(IssueAccount.issue == issue.id).count() == len(accounts)
+            hourly = (IssueHourly.select(fn.SUM(IssueHourly.event_count))
+                      .where(IssueHourly.issue == issue.id).scalar())
+            assert hourly == len(group), kind
+            per_user = (IssueUser.select(fn.SUM(IssueUser.event_count))
+                        .where(IssueUser.issue == issue.id).scalar())
+            assert per_user == len(group), kind
+        refused = (DroppedCount.select(fn.SUM(DroppedCount.count))
+                   .where(DroppedCount.project == project_id, DroppedCount.reason == 'duplicate')
+                   .scalar())
+        assert refused == duplicates
+
+
+def test_a_server_recovers_when_its_database_connections_are_cut(shared, tmp_path):
+    """PostgreSQL: every session of the server is terminated (as a restart or a failover would):
+    the writer and the pool reconnect and the leader takes its lock again. SQLite: another
+    process holds the write lock for a second: the writer waits its turn. Either way, at most a
+    retryable 503 and then 202s, with every 202 stored."""
+    url, project, _receiver = shared
+    server = Server(url, tmp_path, 'solo')
+    try:
+        server.wait_ready()
+        assert server.health()['leader'] is True
+        first = make_event(project.key, 1, 1, 1)
+        assert request(server.base, 'POST', '/api/v1/errors', first)[0] == 202
+        stored = [first['event_id']]
+        statuses = []
+        with cut_connections(url):
+            for _attempt in range(5):
+                event = make_event(project.key, 1, 1, 1)
+                status, _body = request(server.base, 'POST', '/api/v1/errors', event)
+                statuses.append(status)
+                if status == 202:
+                    stored.append(event['event_id'])
+        print(f'answers while the connections were cut: {statuses}')
+        assert statuses[-1] == 202 and set(statuses) <= {202, 503}, statuses
+        assert statuses.count(503) <= 1, statuses
+        end = time.monotonic() + 10 * RETRY + 5
+        while not server.health()['leader']:
+            assert time.monotonic() < end, server.output()
+            time.sleep(0.2)
+        with db.database.connection_context():
+            found = {e.event_id for e in Event.select(Event.event_id)}
+        assert found == set(stored)
+    finally:
+        assert server.stop() == 0, server.output()
+
+
+class cut_connections:
+    """PostgreSQL: pg_terminate_backend on every other session of the database (the server's);
+    SQLite: the write lock held by this process for a second while the requests go on."""
+
+    def __init__(self, url):
+        self.url = url
+        self.thread = None
+
+    def __enter__(self):
+        db.open_database(self.url)
+        if db.is_postgresql(self.url):
+            with db.database.connection_context():
+                cut = db.database.execute_sql(
+                    'SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity '
+                    'WHERE datname = current_database() AND pid <> pg_backend_pid()').fetchone()[0]
+            assert cut >= 2, cut  # at least the writer's and the leader's sessions
+        else:
+            held = threading.Event()
+
+            def hold():
+                with db.database.connection_context():
+                    with db.database.atomic():  # BEGIN IMMEDIATE: the write lock
+                        held.set()
+                        time.sleep(1)
+
+            self.thread = threading.Thread(target=hold)
+            self.thread.start()
+            held.wait(5)
+        return self
+
+    def __exit__(self, *exc):
+        if self.thread is not None:
+            self.thread.join(10)
+
+
+def test_file_lock_elects_one_process_and_hands_over(tmp_path):
+    """SQLite's leader: a second lock on the same file waits; it takes over once the first is
+    released, and a process that dies (kill -9) releases it with its file descriptor."""
+    url = f'sqlite:///{tmp_path}/p.db'
+    first = Leader(lock_for(url), retry_seconds=0.05).start()
+    second = Leader(lock_for(url), retry_seconds=0.05).start()
+    try:
+        assert first.is_leader and not second.is_leader
+        assert isinstance(first.lock, FileLock) and first.lock.path == tmp_path / 'p.db.leader'
+        ran = []
+        job = second.guard(lambda: ran.append('second'))
+        job()
+        first.guard(lambda: ran.append('first'))()
+        assert ran == ['first']
+        first.stop()
+        deadline = time.monotonic() + 5
+        while not second.is_leader and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert second.is_leader
+        job()
+        assert ran == ['first', 'second']
+    finally:
+        first.stop()
+        second.stop()
+    # A process holding the lock and killed with SIGKILL leaves it free at once.
+    holder = subprocess.Popen(
+        [sys.executable, '-c',
+         'import sys, time\n'
+         'from proliferate.leader import lock_for\n'
+         f'assert lock_for({url!r}).acquire()\n'
+         'print("held", flush=True)\n'
+         'time.sleep(60)\n'], cwd=ROOT, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b'held'
+        waiting = lock_for(url)
+        assert waiting.acquire() is False
+        holder.kill()
+        holder.wait(10)
+        assert waiting.acquire() is True
+        waiting.release()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(10)
+        holder.stdout.close()
