@@ -72,6 +72,7 @@ class Resolver:
         self.clock = clock
         # (project_id, version) -> (expires, generation, {url: (id, sha256)}, maps key)
         self._releases = {}
+        self._projects = {}  # project_id -> (expires, generation, has any map)
         # (maps key, frames key) -> (resolved frames, stats); the maps key names the content.
         self._stacks = collections.OrderedDict()
         self.stack_hits = 0
@@ -83,6 +84,11 @@ class Resolver:
         for item in items:
             frames = item.get('frames')
             if not item.get('release') or not frames:
+                continue
+            # A project that has never uploaded a map is not touched: marking its frames
+            # 'no_maps' would re-encode every event with a release (~90 us of writer CPU each,
+            # bench_resolver.py) to say what its release pages already show.
+            if not self.project_has_maps(item['project_id']):
                 continue
             event = item.get('event') or {}
             if event.get('platform') == 'python' or not any(is_js_frame(f) for f in frames):
@@ -143,6 +149,19 @@ class Resolver:
             if len(self._stacks) > MAX_STACKS_CACHED:
                 self._stacks.popitem(last=False)
         return list(resolved), stats
+
+    def project_has_maps(self, project_id):
+        now = self.clock()
+        entry = self._projects.get(project_id)
+        if entry is not None and entry[0] > now and entry[1] == _generation:
+            return entry[2]
+        generation = _generation
+        has_maps = (SourceMap.select(SourceMap.id).join(Release)
+                    .where(Release.project == project_id).exists())
+        if len(self._projects) >= MAX_RELEASES_CACHED:
+            self._projects.clear()
+        self._projects[project_id] = (now + self.ttl, generation, has_maps)
+        return has_maps
 
     def release_maps(self, project_id, version):
         """({url: (SourceMap.id, sha256)}, a key naming exactly those maps) of a release; the

@@ -2,6 +2,7 @@
 stacks Node printed for them, and read the original functions, files, lines and context back
 through the read API; two differently minified builds of the same bug are one issue."""
 
+from conftest import make_project
 from sourcemap_helpers import CDN
 from sourcemap_helpers import SRC
 from sourcemap_helpers import make_upload_token
@@ -139,6 +140,14 @@ def test_unresolved_frames_say_why(http, read_api, project, live_server):
     plain = event(read_api, project, post_stack(http, project.key, stack))
     assert plain['frames'][0]['function'] == 'f' and 'resolved' not in plain['frames'][0]
 
+    # A project that never uploaded a map is left alone: no frame is marked (and no event of
+    # it is re-encoded on the writer).
+    other_project = make_project('admin', 'acme')
+    untouched = read_api.get(f'/api/v1/projects/{other_project.id}/events/'
+                             + post_stack(http, other_project.key, stack, release='shop@1'))
+    assert untouched['frames'][0]['function'] == 'f'
+    assert 'unresolved_reason' not in untouched['frames'][0]
+
     # A Python event with a release is left as it is: its frames are not JavaScript.
     python = event(read_api, project, post_stack(http, project.key, PYTHON_STACK, release='shop@1'))
     assert python['frames'][0]['function'] == 'validate'
@@ -146,7 +155,7 @@ def test_unresolved_frames_say_why(http, read_api, project, live_server):
 
 
 def test_maps_uploaded_after_an_event_apply_at_once(http, read_api, project, live_server):
-    token = make_upload_token(project)
+    token = upload_builds(http, project)
     stack = stacks(1)['checkout']
     before = event(read_api, project, post_stack(http, project.key, stack, release='shop@late'))
     assert before['frames'][0]['unresolved_reason'] == 'no_maps'

@@ -96,11 +96,12 @@ def main():
         same = make_items(project.id, count, 'shop@1')
         assert len(same[0]['frames']) == 10, len(same[0]['frames'])
         distinct = make_items(project.id, count, 'shop@1', distinct=True)
+        no_maps = make_items(project.id, count, 'shop@2')  # a release without maps
 
         # Runs interleave the variants, so a busy neighbour on the shared cores hits all alike.
         plain = Digest(clock=db.utcnow)
         figures = {name: [] for name in ('resolver same', 'resolver new', 'writer plain',
-                                         'writer same', 'writer new')}
+                                         'writer same', 'writer new', 'writer no maps')}
         for _ in range(RUNS):
             resolver = Resolver()
             with db.database.atomic():
@@ -114,6 +115,8 @@ def main():
                                                      distinct))
             figures['writer same'].append(time_writer(Digest(clock=db.utcnow, resolver=resolver),
                                                       same))
+            figures['writer no maps'].append(time_writer(
+                Digest(clock=db.utcnow, resolver=resolver), no_maps))
         db.database.close()
     for label, pick in (('median', statistics.median), ('best', min)):
         report(label, {name: per_event_us(pick(values), count) for name, values in figures.items()},
@@ -128,7 +131,8 @@ def report(label, us, count):
     print(f'writer transaction: {us["writer plain"]:.0f} us/event without resolution; '
           f'{us["writer same"]:.0f} (+{us["writer same"] - us["writer plain"]:.0f}) with a stack '
           f'seen before; {us["writer new"]:.0f} (+{us["writer new"] - us["writer plain"]:.0f}) '
-          'with new stacks')
+          f'with new stacks; {us["writer no maps"]:.0f} '
+          f'(+{us["writer no maps"] - us["writer plain"]:.0f}) for a release without maps')
 
 
 if __name__ == '__main__':
