@@ -21,6 +21,8 @@ from proliferate.payload import encode_event
 
 RECEIVED = datetime.datetime(2025, 1, 15, 10, 30)
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The two that build whole events: fewer examples keep the module near 15 s on a shared machine.
+HEAVY = settings(max_examples=70, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # What orjson.loads can produce: 64-bit integers, finite floats, any text without lone
 # surrogates (orjson refuses them), nested lists and string-keyed objects.
@@ -79,7 +81,7 @@ def walk(value, depth=0):
     return max(p[0] for p in parts), max(max(p[1] for p in parts), items), max(p[2] for p in parts)
 
 
-@FAST
+@HEAVY
 @given(event_strategy())
 def test_normalize_raises_only_validation_error_and_bounds_the_event(payload):
     try:
@@ -218,7 +220,7 @@ def bounded(tree):
     return normalize.bound_json(tree)
 
 
-@FAST
+@HEAVY
 @given(tree_with_secrets(), tree_with_secrets(), tree_with_secrets(), tree_with_secrets())
 def test_scrub_leaves_no_secret_and_no_card(extra, tags, user_data, crumb_data):
     planted = extra[1] + tags[1] + user_data[1] + crumb_data[1]
