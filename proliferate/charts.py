@@ -4,6 +4,8 @@ the issue's events-over-time chart). No I/O; the pages hand in rows the writer k
 
 import datetime
 
+from markupsafe import Markup
+
 HOUR = datetime.timedelta(hours=1)
 DAY = datetime.timedelta(days=1)
 
@@ -63,3 +65,17 @@ def share_bars(counts, total):
     total = total or 0
     return [(value, count, round(100 * count / total, 1) if total else 0)
             for value, count in counts]
+
+
+def sparkline_svg(bars, width, height, label):
+    """An inline SVG of bars. Built here, not in a template: the list draws 25 of them and a
+    template loop over 600 rectangles was most of its render time. Only numbers from bars()
+    and label, escaped, go in, so the Markup is safe by construction."""
+    total = sum(bar['count'] for bar in bars)
+    rects = ''.join(
+        f'<rect x="{bar["x"]}" y="{bar["y"]}" width="{bar["w"]}" height="{bar["h"]}"></rect>'
+        for bar in bars if bar['count'])
+    return Markup(
+        f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'preserveAspectRatio="none" role="img" aria-label="{Markup.escape(label)}: {total}">'
+        f'<title>{Markup.escape(label)}: {total:,}</title>{rects}</svg>')

@@ -15,6 +15,7 @@ from peewee import fn
 from proliferate import api
 from proliferate import auth
 from proliferate import charts
+from proliferate import db
 from proliferate import search
 from proliferate import urls
 from proliferate.models import Event
@@ -28,11 +29,17 @@ from proliferate.models import Project
 from proliferate.models import User
 from proliferate.pages import Page
 from proliferate.payload import decode_event
+from proliferate.payload import decode_json
 from proliferate.useragent import parse_user_agent
 
 PAGE_SIZE = 25
 EVENTS_PAGE = 25
 PEOPLE_LIMIT = 200
+# Up to this many users (accounts) an issue's are ranked by events on every view; beyond it, the
+# pages rank those of its newest RECENT_SIDE (sidebar) or RECENT_TAB (tab) events instead.
+RANK_LIMIT = 2000
+RECENT_SIDE = 100
+RECENT_TAB = 300
 TAG_TOP = 5
 TAG_OPTIONS = 100
 MAX_TAG_KEYS = 20  # the five known keys plus the SDK's tags (ingest keeps at most 10 of those)
@@ -88,15 +95,38 @@ def find_event(project_ids, text):
             .tuples().first())
 
 
-def tag_values(project_ids, key, limit=TAG_OPTIONS):
-    """The values of a tag (environment, release) in these projects, most recently seen first."""
-    issues = IssueRow.select(IssueRow.id).where(IssueRow.project.in_(project_ids))
-    query = (IssueTag.select(IssueTag.value)
-             .where(IssueTag.key == key, IssueTag.issue.in_(issues))
-             .group_by(IssueTag.value)
-             .order_by(fn.MAX(IssueTag.last_seen).desc())
-             .limit(limit).tuples())
-    return [row[0] for row in query]
+# The distinct values of one tag key, walked one index seek at a time over issue_tag (key, value)
+# (a loose index scan), each kept if an issue of these projects has it. A GROUP BY over the rows
+# would read every (issue, value) pair: 118 ms at 10,000 issues, against ~1 ms this way.
+# Portable SQL (SQLite, PostgreSQL). {next} is MIN/> (ascending) or MAX/< (descending).
+TAG_VALUES_SQL = """
+WITH RECURSIVE walk(value, n) AS (
+    SELECT (SELECT {fn}(value) FROM issue_tag WHERE key = {p}), 1
+    UNION ALL
+    SELECT (SELECT {fn}(t.value) FROM issue_tag AS t WHERE t.key = {p} AND t.value {op} walk.value),
+           walk.n + 1
+    FROM walk WHERE walk.value IS NOT NULL AND walk.n < {walk_limit}
+)
+SELECT value FROM walk
+WHERE value IS NOT NULL AND EXISTS (
+    SELECT 1 FROM issue_tag AS t JOIN issue AS i ON i.id = t.issue_id
+    WHERE t.key = {p} AND t.value = walk.value AND i.project_id IN ({projects}))
+LIMIT {p}
+"""
+TAG_WALK_LIMIT = 2000  # distinct values looked at, over every organization
+
+
+def tag_values(project_ids, key, limit=TAG_OPTIONS, descending=False):
+    """The values of a tag (environment, release) the issues of these projects have, sorted."""
+    ids = [int(i) for i in project_ids]
+    if not ids:
+        return []
+    p = db.database.param
+    sql = TAG_VALUES_SQL.format(
+        fn='MAX' if descending else 'MIN', op='<' if descending else '>', p=p,
+        walk_limit=TAG_WALK_LIMIT, projects=', '.join([p] * len(ids)))
+    cursor = db.database.execute_sql(sql, [key, key, key, *ids, limit])
+    return [row[0] for row in cursor.fetchall()]
 
 
 def tag_keys(issue_id, limit=MAX_TAG_KEYS):
@@ -115,7 +145,7 @@ def tag_keys(issue_id, limit=MAX_TAG_KEYS):
 
 
 def sparklines(issue_ids, stats, now):
-    """{issue id: bars} from issue_hourly: 24 hourly bars, or 14 daily ones."""
+    """{issue id: inline SVG} from issue_hourly: 24 hourly bars, or 14 daily ones."""
     if not issue_ids:
         return {}
     if stats == '14d':
@@ -128,12 +158,14 @@ def sparklines(issue_ids, stats, now):
     for issue_id, hour, count in query:
         rows.setdefault(issue_id, []).append((hour, count))
     out = {}
+    label = 'events in the last 14 days' if stats == '14d' else 'events in the last 24 hours'
     for issue_id in issue_ids:
         if stats == '14d':
             series = charts.daily_series(rows.get(issue_id, ()), now, 14)
         else:
             series = charts.hourly_series(rows.get(issue_id, ()), now, 24)
-        out[issue_id] = charts.bars(series, width=SPARK_WIDTH, height=SPARK_HEIGHT)
+        bars = charts.bars(series, width=SPARK_WIDTH, height=SPARK_HEIGHT)
+        out[issue_id] = charts.sparkline_svg(bars, SPARK_WIDTH, SPARK_HEIGHT, label)
     return out
 
 
@@ -145,6 +177,14 @@ def title_parts(issue):
     if issue.type and issue.title == issue.type:
         return issue.type, ''
     return '', issue.title
+
+
+def person_key(event, model):
+    """The key the writer files an event's user (id, else email) or account (id) under."""
+    if model is IssueUser:
+        user = event.get('user') or {}
+        return user.get('id') or user.get('email')
+    return (event.get('account') or {}).get('id')
 
 
 def event_summary(event):
@@ -199,7 +239,7 @@ class Issues(Page):
             issues = search.filter_issues(
                 scope, status=filters['status'], environment=filters['environment'] or None,
                 release=filters['release'] or None, level=filters['level'] or None,
-                query=filters['query'], since=since)
+                query=filters['query'], since=since, sort=filters['sort'])
             rows, next_cursor = search.page_issues(
                 issues, sort=filters['sort'], cursor=filters['cursor'] or None, limit=PAGE_SIZE)
 
@@ -216,9 +256,9 @@ class Issues(Page):
             chosen=chosen, filters=filters, issues=rows,
             titles={i.id: title_parts(i) for i in rows},
             sparks=sparklines([i.id for i in rows], filters['stats'], now),
-            spark_size=(SPARK_WIDTH, SPARK_HEIGHT), project_names=project_names,
-            environments=tag_values(scope, 'environment') if scope else [],
-            releases=tag_values(scope, 'release') if scope else [],
+            project_names=project_names,
+            environments=tag_values(scope, 'environment'),
+            releases=tag_values(scope, 'release', descending=True),
             next_url=here(cursor=next_cursor) if next_cursor else None,
             first_url=here() if filters['cursor'] else None,
             here=here, new_since=now - NEW_FOR, levels=LEVELS, periods=PERIOD_LABELS,
@@ -297,8 +337,9 @@ class Issue(Page):
             title=title_parts(issue), tab='details', row=row, event=event, event_nav=nav,
             chart=chart, bars=self.chart_bars(issue, chart, now),
             chart_size=(CHART_WIDTH, CHART_HEIGHT), tags=self.tags(issue),
-            users=self.people(IssueUser, issue, TAG_TOP),
-            accounts=self.people(IssueAccount, issue, TAG_TOP),
+            users=self.people(IssueUser, issue, TAG_TOP, RECENT_SIDE),
+            accounts=self.people(IssueAccount, issue, TAG_TOP, RECENT_SIDE),
+            recent_side=RECENT_SIDE,
             activity=self.activity(issue), frames_view=frames_view,
             agent=parse_user_agent(event.get('user_agent')) if event else (None, None),
             frames=frames, has_mapped=any(f.get('resolved') for f in frames),
@@ -361,9 +402,22 @@ class Issue(Page):
                 out.append((key, label, charts.share_bars(values, issue.event_count)))
         return out
 
-    def people(self, model, issue, limit):
-        return list(model.select().where(model.issue == issue.id)
-                    .order_by(model.event_count.desc(), model.id).limit(limit))
+    def people(self, model, issue, limit, recent_events):
+        """(rows, ranked): the users or accounts of an issue with the most events, or, when it
+        has more than RANK_LIMIT of them (ranking would read them all: 135 ms for 35,000), the
+        ones in its newest recent_events events, by their event counts."""
+        total = issue.user_count if model is IssueUser else issue.account_count
+        query = (model.select().where(model.issue == issue.id)
+                 .order_by(model.event_count.desc(), model.id).limit(limit))
+        if total <= RANK_LIMIT:
+            return list(query), True
+        keys = set()
+        for (data,) in (Event.select(Event.data).where(Event.issue == issue.id)
+                        .order_by(Event.id.desc()).limit(recent_events).tuples()):
+            keys.add(person_key(decode_json(data), model))
+        keys.discard(None)
+        key_field = IssueUser.user_key if model is IssueUser else IssueAccount.account_id
+        return (list(query.where(key_field.in_(sorted(keys)))) if keys else []), False
 
     def activity(self, issue):
         return list(IssueActivity.select(IssueActivity, User)
@@ -407,7 +461,8 @@ class Issue(Page):
         issue, _membership = self.issue_for(req, issue_id)
         self.render(req, resp, 'issue_people.html', org=issue.project.organization, issue=issue,
                     title=title_parts(issue), tab='users', kind='users',
-                    people=self.people(IssueUser, issue, PEOPLE_LIMIT), limit=PEOPLE_LIMIT,
+                    people=self.people(IssueUser, issue, PEOPLE_LIMIT, RECENT_TAB),
+                    limit=PEOPLE_LIMIT, recent=RECENT_TAB,
                     total=issue.user_count, new_since=self.clock() - NEW_FOR)
 
     @falcon.before(auth.require_login)
@@ -415,7 +470,8 @@ class Issue(Page):
         issue, _membership = self.issue_for(req, issue_id)
         self.render(req, resp, 'issue_people.html', org=issue.project.organization, issue=issue,
                     title=title_parts(issue), tab='accounts', kind='accounts',
-                    people=self.people(IssueAccount, issue, PEOPLE_LIMIT), limit=PEOPLE_LIMIT,
+                    people=self.people(IssueAccount, issue, PEOPLE_LIMIT, RECENT_TAB),
+                    limit=PEOPLE_LIMIT, recent=RECENT_TAB,
                     total=issue.account_count, new_since=self.clock() - NEW_FOR)
 
     @falcon.before(auth.require_login)

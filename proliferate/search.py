@@ -10,6 +10,8 @@ import datetime
 import re
 
 import orjson
+from peewee import SQL
+from peewee import fn
 
 from proliferate.models import Issue
 from proliferate.models import IssueAccount
@@ -66,8 +68,9 @@ def decode_cursor(cursor, sort):
 
 
 def filter_issues(project_ids, *, status='unresolved', environment=None, release=None,
-                  level=None, query=None, since=None):
-    """A query of the issues of project_ids matching every filter (unordered)."""
+                  level=None, query=None, since=None, sort=None):
+    """A query of the issues of project_ids matching every filter (unordered). sort: the order
+    page_issues will apply, if known; it picks the cheaper form of the tag filters."""
     issues = Issue.select().where(Issue.project.in_(list(project_ids)))
     terms = parse_query(query)
     for value in terms.get('is', []):
@@ -78,30 +81,52 @@ def filter_issues(project_ids, *, status='unresolved', environment=None, release
             issues = issues.where(Issue.is_regressed == True)  # noqa: E712 (SQL expression)
     if status and status != 'all':
         issues = issues.where(Issue.status == status)
-    for value in [environment] + terms.get('env', []):
-        if value:
-            issues = issues.where(Issue.id.in_(tag_subquery('environment', value)))
-    for value in [release] + terms.get('release', []):
-        if value:
-            issues = issues.where(Issue.id.in_(tag_subquery('release', value)))
+    # One status, newest first: SQLite walks the (project, status, last_seen) index and probes
+    # each issue's tags until the page is full (3 ms for an environment on 10,000 issues). Other
+    # orders sort every match anyway, and an IN list of the tag's issues is cheaper for them.
+    walk = sort == 'last_seen' and status in STATUSES
+    for key, values in (('environment', [environment] + terms.get('env', [])),
+                        ('release', [release] + terms.get('release', []))):
+        for value in values:
+            if value:
+                issues = issues.where(tag_exists(key, value) if walk
+                                      else Issue.id.in_(tag_subquery(key, value)))
     for value in [level] + terms.get('level', []):
         if value:
             issues = issues.where(Issue.level == value.lower())
     for value in terms.get('user', []):
-        issues = issues.where(Issue.id.in_(
-            IssueUser.select(IssueUser.issue).where(
-                (IssueUser.user_key == value) | (IssueUser.user_id == value)
-                | (IssueUser.email == value.lower()) | (IssueUser.email == value))))
+        issues = issues.where(Issue.id.in_(people_subquery(
+            project_ids, IssueUser, IssueUser.user_key, {value, value.lower()},
+            (IssueUser.email == value.lower()) | (IssueUser.email == value))))
     for value in terms.get('account', []):
-        issues = issues.where(Issue.id.in_(
-            IssueAccount.select(IssueAccount.issue).where(
-                (IssueAccount.account_id == value) | (IssueAccount.name == value))))
+        issues = issues.where(Issue.id.in_(people_subquery(
+            project_ids, IssueAccount, IssueAccount.account_id, {value},
+            IssueAccount.name == value)))
     for word in terms['text']:
         # contains() escapes % and _ and is case-insensitive on both backends.
         issues = issues.where(Issue.title.contains(word) | Issue.culprit.contains(word))
     if since is not None:
         issues = issues.where(Issue.last_seen >= since)
     return issues
+
+
+def people_subquery(project_ids, model, key_field, keys, other_match):
+    """Issue ids of an affected user or account. The key (user id, or email when no id was
+    sent; account id) has an index of its own (migration 0002); the other fields (a user's
+    email beside an id, an account's name) have none, because the writer rewrites them on every
+    event and an index there would triple its cost. So they are searched, by a scan, only when
+    no key in these projects matches."""
+    by_key = model.select(model.issue).where(key_field.in_(sorted(keys)))
+    in_scope = (model.select(model.issue).join(Issue, on=(model.issue == Issue.id))
+                .where(key_field.in_(sorted(keys)), Issue.project.in_(list(project_ids))))
+    if in_scope.exists():
+        return by_key
+    return model.select(model.issue).where(other_match)
+
+
+def tag_exists(key, value):
+    return fn.EXISTS(IssueTag.select(SQL('1')).where(
+        IssueTag.issue == Issue.id, IssueTag.key == key, IssueTag.value == value))
 
 
 def tag_subquery(key, value):

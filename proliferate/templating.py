@@ -14,6 +14,7 @@ from jinja2 import Environment
 from jinja2 import FileSystemLoader
 from jinja2 import StrictUndefined
 from jinja2 import select_autoescape
+from markupsafe import Markup
 
 from proliferate import __version__
 from proliferate import urls
@@ -42,7 +43,7 @@ def make_environment(directory):
     )
     env.globals.update(static=static, urls=urls, nav=NAV, user_nav=USER_NAV, version=__version__)
     env.filters.update(
-        ago=ago, exact=exact, isoz=isoz, number=number, compact=compact,
+        ago=ago, exact=exact, isoz=isoz, number=number, compact=compact, when=when,
         pretty_json=pretty_json, crumb_time=crumb_time, http_url=http_url, plural=plural,
     )
     return env
@@ -92,6 +93,14 @@ def ago(value, now):
     if days < 365:
         return plural(int(days / 30.4), 'month') + ' ago'
     return plural(int(days / 365.25), 'year') + ' ago'
+
+
+def when(value, now):
+    """<time> with the relative time, the exact one on hover. Markup built from a datetime of
+    ours only (never event text); a filter, not a macro, because lists print it per row."""
+    if value is None:
+        return Markup('<span class="muted">never</span>')
+    return Markup(f'<time datetime="{isoz(value)}" title="{exact(value)}">{ago(value, now)}</time>')
 
 
 def plural(count, word, words=None):

@@ -7,6 +7,7 @@ import datetime
 import html
 import json
 import logging
+import random
 import re
 import subprocess
 import urllib.request
@@ -888,3 +889,37 @@ def test_account_name_password_and_other_sessions(client, browser, owner):
     elsewhere.get('/orgs/acme/issues', expect=303)  # the other one was signed out
     fresh = PageClient(client)
     fresh.login(owner.email, 'new password 1')
+
+
+def test_the_page_benchmark_builds_a_consistent_database(tmp_path):
+    """bench/pages_bench.py at a small size: the aggregates it writes agree with its events, and
+    every page it times answers 200 (the timing itself is the benchmark's business)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'bench'))
+    import pages_bench
+    from peewee import fn
+    from proliferate.models import IssueHourly
+    from proliferate.models import IssueTag
+    from proliferate.models import IssueUser
+
+    path = tmp_path / 'bench.db'
+    pages_bench.build(path, events_total=3000, issues_total=60, log=lambda *a: None)
+    facts, results = pages_bench.measure(path, requests=2, log=lambda *a: None)
+    assert facts['events'] == 3000 and len(facts['issues']) == 60
+    assert len(results) == len(pages_bench.scenarios(facts, random.Random(1)))
+    with db.database.connection_context():
+        assert Issue.select(fn.SUM(Issue.event_count)).scalar() == 3000
+        assert IssueHourly.select(fn.SUM(IssueHourly.event_count)).scalar() == 3000
+        for key in ('environment', 'release', 'browser', 'os', 'url'):
+            assert IssueTag.select(fn.SUM(IssueTag.event_count)).where(
+                IssueTag.key == key).scalar() == 3000
+        biggest = Issue.get_by_id(facts['biggest'])
+        assert biggest.user_count == IssueUser.select().where(
+            IssueUser.issue == biggest.id).count()
+        assert Event.select().where(Event.issue == biggest.id).count() == biggest.event_count
+        assert Event.get_by_id(biggest.last_event).issue_id == biggest.id
+    db.database.close()
+    assert pages_bench.zipf_counts(1000, 10)[0] > 300 and sum(pages_bench.zipf_counts(
+        1000, 10)) == 1000
+    assert pages_bench.percentile([5, 1, 4, 2, 3], 95) == 5

@@ -1,4 +1,5 @@
-"""Issue browser: dashboard sessions, invite links and failed login attempts (frozen models)."""
+"""Issue browser: dashboard sessions, invite links and failed login attempts (frozen models), and
+the indexes the user: and account: searches need."""
 from peewee import *  # noqa: F403 (frozen copy, the style of 0001)
 
 
@@ -52,7 +53,19 @@ def up(migrator, db):
     db.create_tables([LoginAttempt])
 
 
+    # Searching issues by user (user:) and account (account:) looks these keys up across
+    # issues; the writer only inserts them (never updates), so the indexes cost it little.
+    migrator.migrate(
+        migrator.add_index('issue_user', ('user_key',), False),
+        migrator.add_index('issue_account', ('account_id',), False),
+    )
+
+
 def down(migrator, db):
+    migrator.migrate(
+        migrator.drop_index('issue_account', 'issue_account_account_id'),
+        migrator.drop_index('issue_user', 'issue_user_user_key'),
+    )
     migrator.migrate(migrator.drop_table('login_attempt'))
     migrator.migrate(migrator.drop_table('invite'))
     migrator.migrate(migrator.drop_table('session'))
