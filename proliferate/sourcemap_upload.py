@@ -117,7 +117,14 @@ def request(server, token, path, body, content_type):
             detail = content.decode('utf-8', 'replace')[:300]
         return error.code, {'detail': detail}
     except urllib.error.URLError as error:
+        if isinstance(error.reason, (BrokenPipeError, ConnectionResetError)):
+            # Waitress closes the connection on a body over its max_request_body_size.
+            raise UploadError(f'{server} closed the connection while receiving {len(body):,} '
+                              'bytes: the request is larger than the server accepts')
         raise UploadError(f'cannot reach {server}: {error.reason}')
+    except (BrokenPipeError, ConnectionResetError):
+        raise UploadError(f'{server} closed the connection while receiving {len(body):,} bytes: '
+                          'the request is larger than the server accepts')
 
 
 def upload(directory, *, release, server, token, url_prefix=None, out=print):
