@@ -439,6 +439,31 @@ def test_issue_tabs_events_users_accounts(client, browser, web):
     assert re.search(r'<td>acct_1</td><td>Customer One</td>\s*<td class="num">3</td>', accounts)
 
 
+def test_issues_with_many_people_rank_those_of_their_newest_events(client, browser, web,
+                                                                     monkeypatch):
+    """Past RANK_LIMIT users an issue's page ranks the users of its newest events (by their
+    counts) instead of reading every user row."""
+    from proliferate import pages_issues
+    issue, _rows, _ids = seed_detail(client, web)
+    send(client, event(web.key, user={'id': 'u3'}, exception={
+        'type': 'TypeError', 'message': "Cannot read properties of undefined (reading 'id')",
+        'stack': 'TypeError: x\n    at renderInvoice (https://app.example/static/app.min.js:1:1)\n'
+                 '    at Array.map (<anonymous>)\n'
+                 '    at InvoiceList (https://app.example/static/app.min.js:1:2)'}))
+    monkeypatch.setattr(pages_issues, 'RANK_LIMIT', 2)
+    monkeypatch.setattr(pages_issues, 'RECENT_SIDE', 2)  # the newest two: u3, then u1
+    page = browser.get(f'/issues/{issue.id}').text
+    assert 'Most affected among the latest 2 events:' in page
+    side = page[page.index('<h3>Users'):page.index('<h3>Accounts')]
+    assert re.findall(r'<td class="ellipsis"[^>]*>(u\d)', side) == ['u1', 'u3']  # by events
+    users = browser.get(f'/issues/{issue.id}/users').text
+    assert '3 users: too many to rank on every view' in users
+    # The newest 300 events cover all three here: u1 has two events, then u2 and u3 in order.
+    assert re.findall(r'<tr>\s*<td>(u\d)</td>', users) == ['u1', 'u2', 'u3']
+    accounts = browser.get(f'/issues/{issue.id}/accounts').text  # 1 account: ranked
+    assert 'too many to rank' not in accounts and 'Customer One' in accounts
+
+
 def test_events_tab_pages_by_id(client, browser, web):
     ids = send(client, *[event(web.key) for _ in range(30)])
     (issue,) = query(Issue)
@@ -685,9 +710,13 @@ def test_signed_out_visitors_go_to_login(client, owner, web):
 
 def test_other_organizations_stay_invisible(client, browser, web):
     stranger = make_project('theirs', org_slug='other')
-    send(client, event(stranger.key))
-    (issue,) = query(Issue)
-    (row,) = query(Event)
+    send(client, event(stranger.key, environment='their-secret-env', release='their-v9'))
+    send(client, event(web.key, environment='ours'))
+    listing = browser.get('/orgs/acme/issues').text
+    assert '>ours</option>' in listing
+    assert 'their-secret-env' not in listing and 'their-v9' not in listing
+    (issue,) = query(Issue, Issue.project == stranger.id)
+    (row,) = query(Event, Event.project == stranger.id)
     for path in (f'/issues/{issue.id}', f'/issues/{issue.id}/events',
                  f'/issues/{issue.id}/events/{row.id}/json', f'/projects/{stranger.id}/issues',
                  f'/projects/{stranger.id}/settings', '/orgs/other/issues',
@@ -696,7 +725,7 @@ def test_other_organizations_stay_invisible(client, browser, web):
     browser.get('/orgs/acme/projects')
     assert browser.post(f'/issues/{issue.id}/status', {'status': 'resolved'}).status_code == 404
     assert browser.post(f'/projects/{stranger.id}/keys', {'label': 'x'}).status_code == 404
-    assert query(Issue)[0].status == 'unresolved'
+    assert query(Issue, Issue.id == issue.id)[0].status == 'unresolved'
 
 
 def test_errors_are_html_for_pages_and_json_for_the_api(client, browser):
