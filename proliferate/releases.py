@@ -56,7 +56,8 @@ def require_upload_token(req):
     if presented and presented.startswith('pk_'):
         # pk_ keys ship inside browsers: anyone could read one and replace the maps.
         raise falcon.HTTPUnauthorized(
-            description='pk_ keys are public ingest keys and cannot upload; ' + UPLOAD_TOKEN_REQUIRED,
+            description='pk_ keys are public ingest keys and cannot upload; '
+                        + UPLOAD_TOKEN_REQUIRED,
             headers={'WWW-Authenticate': 'Bearer'})
     row = auth.find_token(auth.bearer_token(req), 'upload')
     if row is None or row.project_id is None:
@@ -94,7 +95,8 @@ def join_url(url, url_prefix):
     url = (url or '').strip()
     url_prefix = (url_prefix or '').strip()
     if not url:
-        raise falcon.HTTPBadRequest(description='url: required (the minified file\'s URL or ~/path)')
+        raise falcon.HTTPBadRequest(
+            description='url: required (the minified file\'s URL or ~/path)')
     absolute = '://' in url or url.startswith('~/')
     if url_prefix and not absolute:
         url = url_prefix.rstrip('/') + '/' + url.lstrip('/')
@@ -228,7 +230,8 @@ def read_form(req):
         elif name in TEXT_FIELDS:
             data = part.stream.read(MAX_FIELD_BYTES + 1)
             if len(data) > MAX_FIELD_BYTES:
-                raise falcon.HTTPBadRequest(description=f'{name}: longer than {MAX_FIELD_BYTES} bytes')
+                raise falcon.HTTPBadRequest(
+                    description=f'{name}: longer than {MAX_FIELD_BYTES} bytes')
             try:
                 fields[name] = data.decode('utf-8')
             except UnicodeDecodeError:
@@ -259,7 +262,8 @@ class SourceMaps:
         url = fields.get('url')
         if not url and fields.get('url_prefix'):
             # With only a prefix, the minified file's own name completes the URL.
-            url = minified_name or (map_name[:-4] if map_name and map_name.endswith('.map') else None)
+            without_suffix = map_name[:-4] if map_name and map_name.endswith('.map') else None
+            url = minified_name or without_suffix
         url = join_url(url, fields.get('url_prefix'))
         try:
             index = parse_sourcemap(map_data)
@@ -293,7 +297,8 @@ class ProjectReleases:
                                       Project.organization == token.organization_id)
         if project is None:
             raise falcon.HTTPNotFound(description=f'no project {project_id}')
-        send(resp, {'releases': [release_json(r, maps) for r, maps in project_releases(project.id)]})
+        send(resp, {'releases': [release_json(release, maps)
+                                 for release, maps in project_releases(project.id)]})
 
 
 def releases_to_clean(now, retention_days, keep_releases):

@@ -59,7 +59,8 @@ def find_map(path):
     if beside.is_file():
         return beside.read_bytes(), str(beside)
     if reference:
-        return None, f'its sourceMappingURL {reference!r} is not a file here and there is no {beside.name}'
+        return None, (f'its sourceMappingURL {reference!r} is not a file here and there is no '
+                      f'{beside.name}')
     return None, 'no sourceMappingURL comment and no .map file beside it'
 
 
@@ -96,8 +97,9 @@ def encode_multipart(fields, files):
     for name, (filename, data) in files.items():
         kind = mimetypes.guess_type(filename)[0] or 'application/octet-stream'
         safe = filename.replace('"', '_').replace('\r', '_').replace('\n', '_')
-        chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-                      f'filename="{safe}"\r\nContent-Type: {kind}\r\n\r\n'.encode() + data + b'\r\n')
+        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                f'filename="{safe}"\r\nContent-Type: {kind}\r\n\r\n')
+        chunks.append(head.encode() + data + b'\r\n')
     chunks.append(f'--{boundary}--\r\n'.encode())
     return b''.join(chunks), f'multipart/form-data; boundary={boundary}'
 
@@ -151,9 +153,9 @@ def upload(directory, *, release, server, token, url_prefix=None, out=print):
             out(f'  skipped   {relative}: {note}')
             continue
         url = file_url(relative, url_prefix)
-        body, content_type = encode_multipart(
-            {'release': release, 'url': url},
-            {'sourcemap': (path.name + '.map', map_data), 'minified': (path.name, path.read_bytes())})
+        files = {'sourcemap': (path.name + '.map', map_data),
+                 'minified': (path.name, path.read_bytes())}
+        body, content_type = encode_multipart({'release': release, 'url': url}, files)
         status, reply = request(server, token, '/api/v1/sourcemaps', body, content_type)
         if status in (200, 201):
             uploaded += 1

@@ -58,8 +58,8 @@ def multipart(fields, files=None):
     boundary = 'test' + secrets.token_hex(12)
     out = []
     for name, value in fields.items():
-        out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
-                   .encode())
+        out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+                   f'{value}\r\n'.encode())
     for name, (filename, data) in (files or {}).items():
         out.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
                    f'filename="{filename}"\r\nContent-Type: application/json\r\n\r\n'.encode()

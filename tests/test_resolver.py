@@ -110,7 +110,8 @@ def test_minified_stacks_resolve_and_group_across_builds(http, read_api, project
         issue = read_api.get(f'/api/v1/issues/{one}')
         assert issue['event_count'] == 2
         assert {t['value'] for t in issue['tags']['release']} == {'shop@1', 'shop@2'}
-    issue = read_api.get(f'/api/v1/issues/{event(read_api, project, ids[1, "checkout"])["issue_id"]}')
+    checkout_issue = event(read_api, project, ids[1, 'checkout'])['issue_id']
+    issue = read_api.get(f'/api/v1/issues/{checkout_issue}')
     assert issue['culprit'] == 'validateQuantity in cart.js'
     assert issue['title'].startswith('RangeError: quantity for pear')
 

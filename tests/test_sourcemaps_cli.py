@@ -73,7 +73,8 @@ def test_pairing_rules(live_server, read_api, project, tmp_path):
     # 3. An inline data: URL map.
     inline = base64.b64encode(map_bytes(2)).decode()
     (build / 'js' / 'inline.mjs').write_bytes(
-        b'console.log(2)\n//# sourceMappingURL=data:application/json;base64,' + inline.encode() + b'\n')
+        b'console.log(2)\n//# sourceMappingURL=data:application/json;base64,'
+        + inline.encode() + b'\n')
     # 4. No map at all: skipped, not failed. 5. node_modules is not the app's build.
     (build / 'js' / 'vendor.js').write_bytes(b'console.log(3)\n')
     (build / 'node_modules').mkdir()

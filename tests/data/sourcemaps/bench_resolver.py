@@ -47,7 +47,8 @@ def make_items(project_id, count, release, distinct=False):
             stack = base.replace('loader:1266:32)', f'loader:{10000 + number}:32)')
         payload = {'api_key': 'x', 'event_id': uuid.uuid4().hex, 'type': 'exception',
                    'timestamp': now.isoformat() + 'Z', 'release': release,
-                   'exception': {'type': 'RangeError', 'message': 'quantity for pear', 'stack': stack}}
+                   'exception': {'type': 'RangeError', 'message': 'quantity for pear',
+                                 'stack': stack}}
         _key, timestamp, event = normalize_event(payload, received_at=now)
         items.append(prepare(event, project_id, timestamp, now))
     return items
