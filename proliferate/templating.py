@@ -20,11 +20,19 @@ from proliferate import __version__
 from proliferate import urls
 
 # The header navigation of an organization: (label, function of the organization's slug -> URL).
-# A new section adds one row here, e.g. ('Notifications', urls.org_notifications).
+# A new section adds one row here; a page marks its row with {% set section = 'Label' %}.
 NAV = [
     ('Issues', urls.org_issues),
     ('Projects', urls.org_projects),
     ('Members', urls.org_members),
+    ('Notifications', urls.org_notifications),
+]
+# The tabs of a project's pages: (label, function of the project id -> URL); a page marks its
+# tab with {% set project_tab = 'Label' %}.
+PROJECT_NAV = [
+    ('Issues', urls.project_issues),
+    ('Releases', urls.project_releases),
+    ('Keys & setup', urls.project_settings),
 ]
 # Links of the user menu (right-hand side): (label, function -> URL).
 USER_NAV = [
@@ -41,7 +49,8 @@ def make_environment(directory):
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.globals.update(static=static, urls=urls, nav=NAV, user_nav=USER_NAV, version=__version__)
+    env.globals.update(static=static, urls=urls, nav=NAV, project_nav=PROJECT_NAV,
+                       user_nav=USER_NAV, version=__version__)
     env.filters.update(
         ago=ago, exact=exact, isoz=isoz, number=number, compact=compact, when=when,
         pretty_json=pretty_json, crumb_time=crumb_time, http_url=http_url, plural=plural,

@@ -167,6 +167,16 @@ def issue_accounts(issue_id):
     return f'/issues/{int(issue_id)}/accounts'
 
 
+# Pages wired by other modules (their routes live there); here for the navigation.
+
+def org_notifications(org_slug):
+    return f'/orgs/{part(org_slug)}/notifications'
+
+
+def project_releases(project_id):
+    return f'/projects/{int(project_id)}/releases'
+
+
 def is_local(url):
     """True for a path on this site ('/x'), never for '//host' or 'scheme:' (open redirects)."""
     return (isinstance(url, str) and url.startswith('/') and not url.startswith('//')

@@ -331,3 +331,51 @@ def test_a_new_user_sets_up_sends_finds_resolves_and_sees_a_regression(
     assert (width, height) == (1280, 860)
     assert png_size(shots / 'issue-detail.png')[1] > 860
     assert page.problems == [], page.problems  # no script error, no CSP violation
+
+
+def test_the_pages_work_without_javascript(chromium_browser, live_server):  # noqa: F811
+    """Scripts only enhance: with JavaScript off, filters apply with their button, bulk actions
+    and status changes are plain forms, and the enhancements stay out of sight."""
+    from pageclient import make_project
+    from pageclient import make_user
+
+    user = make_user('nojs@example.com', password=PASSWORD)
+    project = make_project('no-script')
+    post(live_server + '/api/v1/errors/batch', [
+        as_sent(SINGLE, project.key),
+        as_sent(SINGLE, project.key, environment='staging', exception={
+            'type': 'RangeError', 'message': 'Invalid time value',
+            'stack': 'RangeError: Invalid time value\n    at formatDate (dates.js:3:9)'})])
+    context = chromium_browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        page.goto(live_server + '/login')
+        page.fill('input[name=email]', user.email)
+        page.fill('input[name=password]', PASSWORD)
+        page.click('button[type=submit]')
+        page.wait_for_url('**/orgs/acme/issues')
+        assert page.locator('a.issue-title').count() == 2
+        assert not page.is_visible('[data-select-all]')  # needs the script: hidden without it
+        # A filter applies with the Apply button.
+        page.select_option('select[name=environment]', 'staging')
+        page.click('form.filters button[type=submit]')
+        page.wait_for_url('**environment=staging**')
+        assert page.locator('a.issue-title').all_text_contents() == [
+            'RangeError: Invalid time value']
+        # Bulk: tick a row, press Resolve.
+        page.goto(live_server + '/orgs/acme/issues')
+        page.locator('tr', has_text='RangeError').locator('input[name=issue]').check()
+        page.click('button[value=resolve]')
+        page.wait_for_url('**notice=bulk')
+        assert page.locator('a.issue-title').all_text_contents() == [
+            "TypeError: Cannot read property 'foo' of undefined"]
+        # The issue page's status buttons, and its snippets' copy buttons stay hidden.
+        page.click('a.issue-title')
+        page.click('.issue-actions button:has-text("Ignore")')
+        page.wait_for_url('**notice=ignored')
+        assert page.locator('.status').text_content().strip() == 'ignored'
+        page.goto(live_server + f'/projects/{project.id}/settings')
+        assert page.is_visible('#snippet-curl') and not page.is_visible('button.copy')
+    finally:
+        context.close()
