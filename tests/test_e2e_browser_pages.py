@@ -18,8 +18,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import sync_playwright
 
-from browser import chromium_browser  # noqa: F401  (session fixture)
+from browser import launch_chromium
 
 PASSWORD = 'a long enough password'
 WAIT_SECONDS = 15
@@ -152,8 +153,22 @@ def png_size(path):
     return struct.unpack('>II', data[16:24])
 
 
+@pytest.fixture(scope='module')
+def chromium_browser():
+    """This module's own Chromium, closed when the module ends. Playwright's sync API allows one
+    instance per thread, and browser.chromium_browser is session-scoped per importing module:
+    two modules importing it would start two (tests/conftest.py importing it once would let
+    every module share one)."""
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 @pytest.fixture
-def page(chromium_browser):  # noqa: F811
+def page(chromium_browser):
     context = chromium_browser.new_context(viewport={'width': 1280, 'height': 860})
     page = context.new_page()
     page.set_default_timeout(10_000)
@@ -333,7 +348,7 @@ def test_a_new_user_sets_up_sends_finds_resolves_and_sees_a_regression(
     assert page.problems == [], page.problems  # no script error, no CSP violation
 
 
-def test_the_pages_work_without_javascript(chromium_browser, live_server):  # noqa: F811
+def test_the_pages_work_without_javascript(chromium_browser, live_server):
     """Scripts only enhance: with JavaScript off, filters apply with their button, bulk actions
     and status changes are plain forms, and the enhancements stay out of sight."""
     from pageclient import make_project
