@@ -370,3 +370,16 @@ class NotificationCursor(BaseModel):
 
 ALL_MODELS += (NotificationSettings, NotificationPreference, Webhook, Delivery,
                NotificationCooldown, NotificationCursor)
+
+
+# Source maps (migration 0005).
+
+class SourceMapCount(BaseModel):
+    """Frames a map resolved. Kept off the source_map row: updating that row would make SQLite
+    rewrite its map_data BLOB on every writer batch. (SourceMap.resolved_count is unused.)"""
+    sourcemap = peewee.ForeignKeyField(SourceMap, primary_key=True, backref='+',
+                                       on_delete='CASCADE')
+    resolved_count = peewee.BigIntegerField(default=0)
+
+
+ALL_MODELS += (SourceMapCount,)

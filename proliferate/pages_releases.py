@@ -50,11 +50,7 @@ class Releases(Page):
         item = Release.get_or_none(Release.id == release_id, Release.project == project.id)
         if item is None:
             raise falcon.HTTPNotFound()
-        maps = list(SourceMap.select(SourceMap.id, SourceMap.url, SourceMap.size,
-                                     SourceMap.sha256, SourceMap.resolved_count,
-                                     SourceMap.created_at,
-                                     SourceMap.minified_data.is_null(False).alias('has_minified'))
-                    .where(SourceMap.release == item.id).order_by(SourceMap.url))
+        maps = list(releases.maps_with_counts().where(SourceMap.release == item.id))
         first_seen = (Issue.select(fn.COUNT(Issue.id))
                       .where(Issue.project == project.id, Issue.first_release == item.version)
                       .scalar())

@@ -9,6 +9,8 @@ import logging
 
 import falcon
 import orjson
+from peewee import JOIN
+from peewee import fn
 
 from proliferate import auth
 from proliferate import resolver
@@ -18,6 +20,7 @@ from proliferate.models import ApiToken
 from proliferate.models import Project
 from proliferate.models import Release
 from proliferate.models import SourceMap
+from proliferate.models import SourceMapCount
 from proliferate.sourcemaps import InvalidSourceMap
 from proliferate.sourcemaps import parse_sourcemap
 
@@ -122,7 +125,8 @@ def touch_token(token_id, now):
 
 
 def store_sourcemap(project_id, version, url, map_data, minified_data, now):
-    """Insert or replace the map of (release, url); -> (row, created). Runs on the writer."""
+    """Insert or replace the map of (release, url); -> (map id, release id, created). Runs on the
+    writer."""
     release, _ = ensure_release(project_id, version, now)
     digest = hashlib.sha256(map_data).hexdigest()
     size = len(map_data) + len(minified_data or b'')
@@ -130,17 +134,30 @@ def store_sourcemap(project_id, version, url, map_data, minified_data, now):
     if row is None:
         row = SourceMap.create(release=release.id, url=url, map_data=map_data,
                                minified_data=minified_data, size=size, sha256=digest,
-                               resolved_count=0, created_at=now)
+                               created_at=now)
         created = True
     else:
-        # A replaced map starts counting again: the old count was for other content.
         (SourceMap.update(map_data=map_data, minified_data=minified_data, size=size,
-                          sha256=digest, resolved_count=0, created_at=now)
+                          sha256=digest, created_at=now)
          .where(SourceMap.id == row.id).execute())
+        # A replaced map starts counting again: the old count was for other content.
+        SourceMapCount.delete().where(SourceMapCount.sourcemap == row.id).execute()
         created = False
     # The writer resolves with these maps from its next transaction on (same thread).
     resolver.maps_changed()
     return row.id, release.id, created
+
+
+def maps_with_counts():
+    """SourceMap rows without their data, with resolved_count from source_map_count (the column
+    on source_map itself is not used: see migration 0005) and has_minified."""
+    return (SourceMap.select(SourceMap.id, SourceMap.release, SourceMap.url, SourceMap.size,
+                             SourceMap.sha256, SourceMap.created_at,
+                             SourceMap.minified_data.is_null(False).alias('has_minified'),
+                             fn.COALESCE(SourceMapCount.resolved_count, 0).alias('resolved_count'))
+            .join(SourceMapCount, JOIN.LEFT_OUTER,
+                  on=(SourceMapCount.sourcemap == SourceMap.id))
+            .order_by(SourceMap.url))
 
 
 def release_json(release, maps=None):
@@ -162,10 +179,7 @@ def project_releases(project_id, limit=100):
                     .order_by(Release.created_at.desc(), Release.id.desc()).limit(limit))
     maps = {}
     if releases:
-        query = (SourceMap.select(SourceMap.id, SourceMap.release, SourceMap.url, SourceMap.size,
-                                  SourceMap.sha256, SourceMap.resolved_count, SourceMap.created_at)
-                 .where(SourceMap.release.in_([r.id for r in releases]))
-                 .order_by(SourceMap.url))
+        query = maps_with_counts().where(SourceMap.release.in_([r.id for r in releases]))
         for row in query:
             maps.setdefault(row.release_id, []).append(row)
     return [(release, maps.get(release.id, [])) for release in releases]
@@ -197,10 +211,7 @@ class Releases:
             return ensure_release(project.id, version, now)
 
         release, created = self.writer.call(write)
-        maps = list(SourceMap.select(SourceMap.id, SourceMap.url, SourceMap.size,
-                                     SourceMap.sha256, SourceMap.resolved_count,
-                                     SourceMap.created_at)
-                    .where(SourceMap.release == release.id).order_by(SourceMap.url))
+        maps = list(maps_with_counts().where(SourceMap.release == release.id))
         send(resp, {**release_json(release, maps), 'created': created},
              falcon.HTTP_201 if created else falcon.HTTP_200)
 

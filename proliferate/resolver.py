@@ -1,6 +1,6 @@
 """The writer-side source-map resolver: JavaScript frames of fresh events with a release are mapped
-through that release's uploaded maps, the events regrouped on the resolved frames, and each map's
-resolved_count raised. Runs inside the writer's transaction (Digest(resolver=...)), before issues.
+through that release's uploaded maps, the events regrouped on the resolved frames, and the frames
+each map resolved counted. Runs in the writer's transaction (Digest(resolver=...)), before issues.
 """
 
 import collections
@@ -9,9 +9,14 @@ import logging
 import threading
 import time
 
+import peewee
+from peewee import EXCLUDED
+
 from proliferate import ingest
+from proliferate.db import database
 from proliferate.models import Release
 from proliferate.models import SourceMap
+from proliferate.models import SourceMapCount
 from proliferate.sourcemaps import MapCache
 from proliferate.sourcemaps import resolve_frames
 
@@ -99,9 +104,24 @@ class Resolver:
                 # A broken map or a bug here must not lose the event: it is stored unresolved.
                 log.exception('source maps: event %s of project %s stays unresolved',
                               item.get('event_id'), item.get('project_id'))
-        for map_id, count in used.items():
-            (SourceMap.update(resolved_count=SourceMap.resolved_count + count)
-             .where(SourceMap.id == map_id).execute())
+        if used:
+            self.count(used)
+
+    def count(self, used):
+        """Add the batch's resolved frames per map (best effort: a map deleted meanwhile by
+        another process must not fail the batch, so it runs in a savepoint)."""
+        rows = [{'sourcemap': map_id, 'resolved_count': count}
+                for map_id, count in sorted(used.items())]
+        try:
+            with database.atomic():
+                (SourceMapCount.insert_many(rows)
+                 .on_conflict(conflict_target=[SourceMapCount.sourcemap],
+                              update={SourceMapCount.resolved_count:
+                                      SourceMapCount.resolved_count + EXCLUDED.resolved_count})
+                 .execute())
+        except peewee.IntegrityError:
+            log.warning('source maps: a map was deleted while its frames were counted; '
+                        'the count of this batch is dropped')
 
     def resolve_item(self, item, used):
         maps, maps_key = self.release_maps(item['project_id'], item['release'])

@@ -187,3 +187,6 @@ def test_replaced_maps_and_repeated_stacks(http, read_api, project, live_server,
     again = event(read_api, project, post_stack(http, project.key, stack, release='shop@1'))
     assert resolver.stack_hits == hits + 1  # the same stack again: remembered
     assert again['frames'] == right['frames'] and again['issue_id'] == right['issue_id']
+    # The replacement counts from zero: only the two events resolved with it, 7 frames each.
+    [release] = read_api.get(f'/api/v1/projects/{project.id}/releases')['releases']
+    assert [m['resolved_count'] for m in release['sourcemaps']] == [14]
