@@ -130,7 +130,9 @@ def store_sourcemap(project_id, version, url, map_data, minified_data, now):
     release, _ = ensure_release(project_id, version, now)
     digest = hashlib.sha256(map_data).hexdigest()
     size = len(map_data) + len(minified_data or b'')
-    row = SourceMap.get_or_none(SourceMap.release == release.id, SourceMap.url == url)
+    # Only the id: the row's map_data may be tens of megabytes.
+    row = (SourceMap.select(SourceMap.id)
+           .where(SourceMap.release == release.id, SourceMap.url == url).first())
     if row is None:
         row = SourceMap.create(release=release.id, url=url, map_data=map_data,
                                minified_data=minified_data, size=size, sha256=digest,
