@@ -14,6 +14,7 @@ from proliferate import jobs
 from proliferate.config import Config
 from proliferate.models import Release
 from proliferate.models import SourceMap
+from proliferate.models import SourceMapCount
 from proliferate.resolver import Resolver
 from proliferate.scheduler import build_scheduler
 
@@ -77,9 +78,15 @@ def test_old_maps_go_newest_releases_stay(config, services, caplog):
 def test_the_clock_decides(config, services):
     web = make_project('web', 'acme')
     versions = add_releases(web, [95, 85, 40])
+    with db.database.connection_context():
+        with db.database.atomic():
+            for source_map in SourceMap.select(SourceMap.id):
+                SourceMapCount.create(sourcemap=source_map.id, resolved_count=5)
     cfg = config_for(config, sourcemap_retention_days=90, sourcemap_keep_releases=1)
     assert [r[1] for r in jobs.cleanup_sourcemaps(cfg, writer=services.writer,
                                                   clock=lambda: NOW)] == [versions[0]]
+    with db.database.connection_context():
+        assert SourceMapCount.select().count() == 2  # the deleted map's count went with it
     later = NOW + datetime.timedelta(days=10)
     assert [r[1] for r in jobs.cleanup_sourcemaps(cfg, writer=services.writer,
                                                   clock=lambda: later)] == [versions[1]]
