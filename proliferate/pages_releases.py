@@ -12,16 +12,13 @@ from proliferate.models import Release
 from proliferate.models import SourceMap
 from proliferate.pages import Page
 
-# Route templates beside the functions that build the same paths (urls.py keeps the others).
+# Route templates; urls.project_releases builds the first (for the project tabs), release() below
+# the second.
 ROUTES = {
     'project_releases': '/projects/{project_id:int}/releases',
     'release': '/projects/{project_id:int}/releases/{release_id:int}',
 }
 LIST_LIMIT = 200
-
-
-def project_releases(project_id):
-    return f'/projects/{int(project_id)}/releases'
 
 
 def release(project_id, release_id):
@@ -57,7 +54,6 @@ class Releases(Page):
         self.render(req, resp, 'release_detail.html', org=project.organization, project=project,
                     release=item, maps=maps, new_issues=first_seen or 0,
                     resolved=sum(m.resolved_count for m in maps),
-                    list_url=project_releases(project.id),
                     retention_days=self.config.sourcemap_retention_days,
                     keep_releases=self.config.sourcemap_keep_releases)
 

@@ -14,6 +14,8 @@ from sourcemap_helpers import source_line
 from sourcemap_helpers import stacks
 
 from proliferate import db
+from proliferate import pages_releases
+from proliferate import urls
 from proliferate.models import Event
 from proliferate.models import Release
 
@@ -46,15 +48,17 @@ def test_release_pages(client, project):
 
     browser = PageClient(client)
     # Signed out: the login page, not the list.
-    assert browser.get(f'/projects/{project.id}/releases', expect=303).headers[
+    assert browser.get(urls.project_releases(project.id), expect=303).headers[
         'location'].startswith('/login')
     browser.login('dev@example.com')
-    page = browser.get(f'/projects/{project.id}/releases').text
+    page = browser.get(urls.project_releases(project.id)).text
+    assert 'aria-current="page">Releases</a>' in page  # the project's tabs
     assert 'shop@1' in page
     assert hostile not in page and html.escape(hostile) in page
     with db.database.connection_context():
         release = Release.get(Release.version == 'shop@1')
-    detail = browser.get(f'/projects/{project.id}/releases/{release.id}').text
+    assert f'href="{pages_releases.release(project.id, release.id)}"' in page
+    detail = browser.get(pages_releases.release(project.id, release.id)).text
     assert html.escape(CDN + 'app1.min.js') in detail and '~/static/js/other.min.js' in detail
     # Build 1's checkout stack resolves 7 frames, all through app1's map.
     assert '<td class="num">7</td>' in detail and '<td class="num">0</td>' in detail
