@@ -98,7 +98,9 @@ def run_load(*, host, port, source, start, events, batch, concurrency, seconds):
     """Send events start..start+events-1 (by `source`) in requests of `batch` events.
 
     batch == 1 posts single events to /api/v1/errors; batch > 1 posts arrays to
-    /api/v1/errors/batch. Stops taking new requests at `events` or after `seconds`.
+    /api/v1/errors/batch. Stops taking new requests at `events` or after `seconds`. `port` may be
+    a list: connection i goes to port i % len, as a load balancer spreads keep-alive connections
+    over several server processes (issue 9).
     """
     if host not in LOOPBACK:
         raise ValueError(f'load goes to loopback only, not {host!r}')
@@ -108,8 +110,9 @@ def run_load(*, host, port, source, start, events, batch, concurrency, seconds):
     began = time.monotonic()
     deadline = began + seconds
     results = [LoadResult() for _ in range(concurrency)]
+    ports = list(port) if isinstance(port, (list, tuple)) else [port]
 
-    def worker(result):
+    def worker(result, port):
         connection = http.client.HTTPConnection(host, port, timeout=30)
         try:
             while time.monotonic() < deadline:
@@ -118,11 +121,11 @@ def run_load(*, host, port, source, start, events, batch, concurrency, seconds):
                     return
                 first = start + number * batch
                 indexes = range(first, min(first + batch, start + events))
-                connection = send(connection, result, list(indexes))
+                connection = send(connection, result, list(indexes), port)
         finally:
             connection.close()
 
-    def send(connection, result, indexes):
+    def send(connection, result, indexes, port):
         attempt = 0
         while indexes:
             attempt += 1
@@ -164,7 +167,8 @@ def run_load(*, host, port, source, start, events, batch, concurrency, seconds):
             time.sleep(retry_after_seconds(response.getheader('Retry-After'), attempt))
         return connection
 
-    threads = [threading.Thread(target=worker, args=(r,), name=f'load-{i}', daemon=True)
+    threads = [threading.Thread(target=worker, args=(r, ports[i % len(ports)]), name=f'load-{i}',
+                                daemon=True)
                for i, r in enumerate(results)]
     for thread in threads:
         thread.start()

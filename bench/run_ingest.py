@@ -1,7 +1,8 @@
 """Ingest benchmark runner: proliferate against the trivial baseline, same load, same machine.
 
-Starts each server on a temporary SQLite database, drives it with bench/loadgen.py, stops it,
-checks that every acknowledged event is stored exactly once, and reports the figures and targets.
+Starts each server on a temporary SQLite database (or proliferate on PostgreSQL, as one or several
+processes), drives it with bench/loadgen.py, stops it, checks that every acknowledged event is
+stored exactly once, and reports the figures and targets.
 """
 
 import argparse
@@ -84,11 +85,76 @@ def unused_port():
 def sqlite_path(url):
     """The file of a sqlite:/// URL (three slashes: relative, four: absolute)."""
     if not url.startswith('sqlite:///'):
-        raise ValueError(f'only sqlite:/// database URLs can be measured and verified, not {url!r}')
+        raise ValueError(f'only sqlite:/// and postgresql:// database URLs can be measured and '
+                         f'verified, not {url!r}')
     return Path(url[len('sqlite:///'):]).resolve()
 
 
+# -- PostgreSQL (issue 9): the database is a URL instead of a file ------------------------------
+
+def is_postgres(target):
+    return isinstance(target, str) and target.startswith(('postgres://', 'postgresql://'))
+
+
+def pg_connect(url):
+    import psycopg  # only for a PostgreSQL run: pip install -e '.[postgres]'
+    return psycopg.connect(url, autocommit=True)
+
+
+def pg_reset(url):
+    """--reset: drop every table (the schema public), so the run starts on an empty database."""
+    with pg_connect(url) as db:
+        db.execute('DROP SCHEMA public CASCADE')
+        db.execute('CREATE SCHEMA public')
+
+
+def pg_count_events(url):
+    with pg_connect(url) as db:
+        if db.execute("SELECT to_regclass('event')").fetchone()[0] is None:
+            return 0
+        return db.execute('SELECT COUNT(*) FROM event').fetchone()[0]
+
+
+def pg_storage_figures(url):
+    """(bytes of every table of the schema with its indexes and TOAST, events stored)."""
+    with pg_connect(url) as db:
+        size = db.execute(
+            'SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c '
+            'JOIN pg_namespace n ON n.oid = c.relnamespace '
+            "WHERE n.nspname = current_schema() AND c.relkind = 'r'").fetchone()[0]
+        stored = db.execute('SELECT COUNT(*) FROM event').fetchone()[0]
+    return int(size), stored
+
+
+def pg_verify_stored(url, acked_ids):
+    with pg_connect(url) as db:
+        projects = [row[0] for row in db.execute('SELECT DISTINCT project_id FROM event')]
+        db.execute('CREATE TEMP TABLE acked (event_id TEXT PRIMARY KEY)')
+        with db.cursor().copy('COPY acked (event_id) FROM STDIN') as copy:
+            for event_id in set(acked_ids):
+                copy.write_row((event_id,))
+        counts = db.execute(
+            'SELECT COUNT(e.event_id) AS n FROM acked a LEFT JOIN event e'
+            ' ON e.project_id = ANY(%s) AND e.event_id = a.event_id GROUP BY a.event_id',
+            (projects,))
+        missing = duplicated = checked = 0
+        for (n,) in counts:
+            checked += 1
+            missing += n == 0
+            duplicated += n > 1
+    return {'acked': checked, 'missing': missing, 'duplicated': duplicated}
+
+
+def pg_synchronous_commit(url):
+    with pg_connect(url) as db:
+        return db.execute('SHOW synchronous_commit').fetchone()[0]
+
+
+# -- SQLite ------------------------------------------------------------------------------------
+
 def count_events(path):
+    if is_postgres(path):
+        return pg_count_events(path)
     if not path.exists():
         return 0
     with sqlite3.connect(path) as db:
@@ -100,6 +166,8 @@ def count_events(path):
 
 def storage_figures(path):
     """Checkpoint the WAL into the database, then (bytes of db + wal, events stored)."""
+    if is_postgres(path):
+        return pg_storage_figures(path)
     db = sqlite3.connect(path)
     try:
         db.execute('PRAGMA wal_checkpoint(TRUNCATE)').fetchone()
@@ -116,6 +184,8 @@ def verify_stored(path, acked_ids):
 
     Looks each id up through the (project_id, event_id) index, across every project in the file.
     """
+    if is_postgres(path):
+        return pg_verify_stored(path, acked_ids)
     db = sqlite3.connect(path)
     try:
         projects = [row[0] for row in db.execute('SELECT DISTINCT project_id FROM event')]
@@ -205,12 +275,20 @@ class Server:
 
 
 class ProliferateServer(Server):
+    """database_path is a file, or a postgresql:// URL (then several may share it)."""
+
     name = 'proliferate'
+
+    def __init__(self, workdir, database_path, threads, synchronous, *, number=None):
+        super().__init__(workdir, database_path, threads, synchronous)
+        if number is not None:  # one of several processes: a log each
+            self.log_path = workdir / f'{self.name}-{number}.log'
 
     def env(self):
         env = os.environ.copy()
         # Four slashes: an absolute path.
-        env['PROLIFERATE_DATABASE_URL'] = f'sqlite:///{self.database_path}'
+        env['PROLIFERATE_DATABASE_URL'] = (self.database_path if is_postgres(self.database_path)
+                                           else f'sqlite:///{self.database_path}')
         return env
 
     def command(self):
@@ -218,6 +296,8 @@ class ProliferateServer(Server):
                 '--port', str(self.port)]
 
     def prepare(self):
+        if self.api_key is not None:  # a second process of a group: the project exists
+            return
         done = subprocess.run([sys.executable, '-m', 'proliferate', 'project', 'create', 'bench'],
                               cwd=ROOT, env=self.env(), capture_output=True, text=True, timeout=120,
                               check=False)
@@ -240,6 +320,45 @@ class BaselineServer(Server):
         self.api_key = 'pk_baseline_does_not_check_keys'
 
 
+class ServerGroup:
+    """One or several processes of one server on one database, measured together: the load
+    spreads its connections over their ports (a load balancer), CPU is summed, RSS is the
+    largest process's."""
+
+    def __init__(self, servers):
+        self.servers = servers
+        self.name = servers[0].name
+
+    @property
+    def ports(self):
+        return [server.port for server in self.servers]
+
+    @property
+    def api_key(self):
+        return self.servers[0].api_key
+
+    def start(self):
+        try:
+            self.servers[0].start()
+            for server in self.servers[1:]:
+                server.api_key = self.servers[0].api_key
+                server.start()
+        except ServerError:
+            self.stop()
+            raise
+
+    def stop(self):
+        """Every exit code must be 0; the first that is not, else 0."""
+        codes = [server.stop() for server in self.servers]
+        return next((code for code in codes if code != 0), 0)
+
+    def cpu_seconds(self):
+        return sum(cpu_seconds(server.process.pid) for server in self.servers)
+
+    def peak_rss_bytes(self):
+        return max(peak_rss_bytes(server.process.pid) for server in self.servers)
+
+
 def proliferate_settings():
     """(waitress threads, synchronous, where they came from) as proliferate would run them."""
     code = ('import os; from proliferate.config import Config; c = Config.from_env(os.environ); '
@@ -256,12 +375,12 @@ def proliferate_settings():
 # -- one server's run --------------------------------------------------------------------------
 
 def measure(server, source, *, start, batch, args):
-    cpu_before = cpu_seconds(server.process.pid)
+    cpu_before = server.cpu_seconds()
     client_before = client_cpu_seconds()
-    result = loadgen.run_load(host=HOST, port=server.port, source=source, start=start,
+    result = loadgen.run_load(host=HOST, port=server.ports, source=source, start=start,
                               events=args.events, batch=batch, concurrency=args.concurrency,
                               seconds=args.seconds)
-    cpu = cpu_seconds(server.process.pid) - cpu_before
+    cpu = server.cpu_seconds() - cpu_before
     client = client_cpu_seconds() - client_before
     acked = result.acked
     p50 = loadgen.percentile(result.latencies, 0.50)
@@ -288,13 +407,27 @@ def measure(server, source, *, start, batch, args):
 
 def run_server(server_class, args, workdir, threads, synchronous):
     """Start, prefill/measure, stop, verify; the server's section of the summary."""
+    processes = 1
     if server_class is ProliferateServer and args.database_url:
-        database_path = sqlite_path(args.database_url)
+        if is_postgres(args.database_url):
+            database_path = args.database_url
+            if args.reset:
+                pg_reset(database_path)
+            synchronous = f'synchronous_commit={pg_synchronous_commit(database_path)}'
+        else:
+            database_path = sqlite_path(args.database_url)
+        processes = args.processes
     else:
         database_path = workdir / f'{server_class.name}.db'
-    server = server_class(workdir, database_path, threads, synchronous)
+    if processes > 1:
+        server = ServerGroup([server_class(workdir, database_path, threads, synchronous, number=n)
+                              for n in range(1, processes + 1)])
+    else:
+        server = ServerGroup([server_class(workdir, database_path, threads, synchronous)])
+    shown = (database_path.split('@')[-1] if is_postgres(database_path) else str(database_path))
     summary = {'server': server.name, 'threads': threads, 'synchronous': synchronous,
-               'database': str(database_path), 'scenarios': [], 'prefilled_scenarios': []}
+               'processes': processes, 'database': shown, 'scenarios': [],
+               'prefilled_scenarios': []}
     acked_ids = []
     # Events already in a reused database came from earlier indexes; carry on after them.
     index = count_events(database_path)
@@ -306,7 +439,7 @@ def run_server(server_class, args, workdir, threads, synchronous):
         summary['event_bytes'] = round(
             sum(len(source.event(i)[1]) for i in range(1000)) / 1000)
         if args.warmup:
-            warm = loadgen.run_load(host=HOST, port=server.port, source=source, start=index,
+            warm = loadgen.run_load(host=HOST, port=server.ports, source=source, start=index,
                                     events=args.warmup, batch=1,
                                     concurrency=min(args.concurrency, 8), seconds=args.seconds)
             acked_ids.extend(warm.acked_ids)
@@ -323,7 +456,7 @@ def run_server(server_class, args, workdir, threads, synchronous):
             have = count_events(database_path)
             grow = max(0, args.prefill - have)
             began = time.monotonic()
-            fill = loadgen.run_load(host=HOST, port=server.port, source=source, start=index,
+            fill = loadgen.run_load(host=HOST, port=server.ports, source=source, start=index,
                                     events=grow, batch=PREFILL_BATCH,
                                     concurrency=PREFILL_CONCURRENCY, seconds=args.prefill_seconds)
             acked_ids.extend(fill.acked_ids)
@@ -338,8 +471,8 @@ def run_server(server_class, args, workdir, threads, synchronous):
                 acked_ids.extend(ids)
                 index += args.events
                 summary['prefilled_scenarios'].append(figures)
-        summary['peak_rss_bytes'] = peak_rss_bytes(server.process.pid)
-        summary['server_cpu_seconds_total'] = round(cpu_seconds(server.process.pid), 2)
+        summary['peak_rss_bytes'] = server.peak_rss_bytes()
+        summary['server_cpu_seconds_total'] = round(server.cpu_seconds(), 2)
     finally:
         exit_code = server.stop()
     summary['exit_code'] = exit_code
@@ -348,7 +481,7 @@ def run_server(server_class, args, workdir, threads, synchronous):
     summary['events_stored'] = stored
     summary['bytes_per_event'] = round(size / stored) if stored else None
     summary['verification'] = verify_stored(database_path, acked_ids)
-    summary['log'] = str(server.log_path)
+    summary['log'] = ', '.join(str(s.log_path) for s in server.servers)
     return summary
 
 
@@ -454,6 +587,12 @@ def evaluate_targets(proliferate, baseline):
     return targets
 
 
+def label(summary):
+    """The server's name in the report: 'proliferate x2' for two processes."""
+    processes = summary.get('processes', 1)
+    return summary['server'] + (f' x{processes}' if processes > 1 else '')
+
+
 def format_report(settings, summaries, targets):
     lines = [
         (f'Ingest benchmark: seed {settings["seed"]}, <= {settings["events"]:,} events and '
@@ -463,16 +602,20 @@ def format_report(settings, summaries, targets):
     for s in summaries:
         what = ('python -m proliferate serve' if s['server'] == 'proliferate'
                 else 'Falcon + Waitress + sqlite3, one commit per request')
-        lines.append(f'  {s["server"]:<12} {what}; {s["threads"]} waitress threads, '
-                     f'synchronous={s["synchronous"]} ({settings["settings_source"]})')
+        if s.get('processes', 1) > 1:
+            what += f' x {s["processes"]} processes'
+        sync = s['synchronous']
+        sync = sync if '=' in sync else f'synchronous={sync}'
+        lines.append(f'  {label(s):<12} {what} on {s["database"]}; {s["threads"]} waitress '
+                     f'threads, {sync} ({settings["settings_source"]})')
     header = (f'{"scenario":<46} {"server":<12} {"events":>8} {"ev/s":>8} {"p50 ms":>7} '
               f'{"p99 ms":>7} {"CPU us/ev":>9} {"srv CPU":>7} {"cli CPU":>7} {"429s":>5}')
     lines += ['', header, '-' * len(header)]
-    for key, label in (('scenarios', ''), ('prefilled_scenarios', ' (prefilled)')):
+    for key, suffix in (('scenarios', ''), ('prefilled_scenarios', ' (prefilled)')):
         rows = [(s, f) for s in summaries for f in s[key]]
         for summary, f in sorted(rows, key=lambda row: row[1]['batch']):
             lines.append(
-                f'{scenario_name(f) + label:<46} {summary["server"]:<12} {f["events_acked"]:>8,} '
+                f'{scenario_name(f) + suffix:<46} {label(summary):<12} {f["events_acked"]:>8,} '
                 f'{f["events_per_second"]:>8,.0f} '
                 f'{f["p50_ms"] or 0:>7.1f} {f["p99_ms"] or 0:>7.1f} '
                 f'{f["server_cpu_us_per_event"] or 0:>9,.0f} {f["server_cpu_percent"] or 0:>6.0f}% '
@@ -484,7 +627,7 @@ def format_report(settings, summaries, targets):
                   else f'{check["missing"]} MISSING, {check["duplicated"]} DUPLICATED')
         per_event = f'{s["bytes_per_event"]:,}' if s['bytes_per_event'] else '-'
         lines.append(
-            f'{s["server"]:<12} peak RSS {s["peak_rss_bytes"] / 2**20:.0f} MB; '
+            f'{label(s):<12} peak RSS {s["peak_rss_bytes"] / 2**20:.0f} MB; '
             f'{s["database_bytes"] / 2**20:.1f} MB for {s["events_stored"]:,} events = '
             f'{per_event} bytes/event (events ~{s["event_bytes"]:,} bytes); '
             f'{check["acked"]:,} acknowledged, {stored}; exit code {s["exit_code"]}')
@@ -532,8 +675,13 @@ def parse_args(argv):
                              '(default: 1,100)')
     parser.add_argument('--server', choices=('proliferate', 'baseline', 'both'), default='both')
     parser.add_argument('--database-url',
-                        help='proliferate database (sqlite:////abs/path.db); kept and reused. '
-                             'Default: a temporary file')
+                        help='proliferate database (sqlite:////abs/path.db or postgresql://...); '
+                             'kept and reused. Default: a temporary SQLite file')
+    parser.add_argument('--processes', type=int, default=1,
+                        help='proliferate server processes sharing --database-url, the load '
+                             'spread over them (default: %(default)s)')
+    parser.add_argument('--reset', action='store_true',
+                        help='PostgreSQL: drop every table of --database-url before the run')
     parser.add_argument('--prefill', type=int, default=0,
                         help='after measuring, grow proliferate\'s database to N events through '
                              'the batch endpoint and measure again')
@@ -545,8 +693,12 @@ def parse_args(argv):
     parser.add_argument('--keep', action='store_true', help='keep the temporary directory')
     parser.add_argument('--json', action='store_true', help='print one JSON summary instead')
     args = parser.parse_args(argv)
-    if args.events < 1 or args.seconds <= 0 or args.concurrency < 1:
-        parser.error('--events, --seconds and --concurrency must be positive')
+    if args.events < 1 or args.seconds <= 0 or args.concurrency < 1 or args.processes < 1:
+        parser.error('--events, --seconds, --concurrency and --processes must be positive')
+    if args.processes > 1 and not args.database_url:
+        parser.error('--processes needs --database-url (the database they share)')
+    if args.reset and not is_postgres(args.database_url):
+        parser.error('--reset is for a postgresql:// --database-url')
     return args
 
 

@@ -3,8 +3,11 @@
 The only module that knows which backend it runs on: SQLite pragmas and SQLite-only SQL live here.
 """
 
+import contextlib
 import datetime
+import fcntl
 import logging
+import os
 import urllib.parse
 from pathlib import Path
 
@@ -138,10 +141,39 @@ def is_retryable(error):
 
 
 def migrate():
-    """Apply every migration that this database has not seen; safe to run on every start."""
+    """Apply every migration that this database has not seen; safe to run on every start, by
+    several processes at once (the first migrates, the others wait and find nothing to do)."""
     with database.connection_context():
-        applied = migrations.run(database.obj, str(MIGRATIONS_DIR))
+        with migration_lock():
+            applied = migrations.run(database.obj, str(MIGRATIONS_DIR))
     return applied
+
+
+# The advisory lock that serializes migrations on PostgreSQL ('migrate!' as a bigint).
+MIGRATE_LOCK_KEY = int.from_bytes(b'migrate!', 'big')
+
+
+@contextlib.contextmanager
+def migration_lock():
+    """Processes started together on one database (issue 9) would otherwise both see a migration
+    as pending and both apply it. PostgreSQL: a session advisory lock on this connection; SQLite:
+    flock() on the database file (SQLite's own locks are fcntl locks, which flock never meets)."""
+    if is_sqlite():
+        path = database.obj.database
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+    elif isinstance(database.obj, peewee.PostgresqlDatabase):
+        database.execute_sql('SELECT pg_advisory_lock(%s)', (MIGRATE_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            database.execute_sql('SELECT pg_advisory_unlock(%s)', (MIGRATE_LOCK_KEY,))
+    else:
+        yield
 
 
 def schema_version():

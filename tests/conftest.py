@@ -77,6 +77,19 @@ def children_first(tables, edges):
     return order
 
 
+def pytest_collection_modifyitems(config, items):
+    """PROLIFERATE_TEST_DATABASE_ONLY=1 (CI's PostgreSQL run, with PROLIFERATE_TEST_DATABASE_URL):
+    only the tests that use the database fixture `config` run; the others never touch the
+    configured database and have just run on SQLite. They are deselected, not skipped."""
+    if os.environ.get('PROLIFERATE_TEST_DATABASE_ONLY') != '1':
+        return
+    keep = [item for item in items if 'config' in getattr(item, 'fixturenames', ())]
+    dropped = [item for item in items if 'config' not in getattr(item, 'fixturenames', ())]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 @pytest.fixture
 def config(tmp_path):
     url = database_url_for(tmp_path)
