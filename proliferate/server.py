@@ -11,6 +11,7 @@ import waitress
 from proliferate import db
 from proliferate.app import create_app
 from proliferate.digest import Digest
+from proliferate.releases import MAX_UPLOAD_BODY
 from proliferate.digest import DropCounter
 from proliferate.leader import Leader
 from proliferate.leader import lock_for
@@ -36,12 +37,13 @@ def build_services(config, clock=db.utcnow):
 
 
 def create_server(config, app):
-    # Limits set on purpose: a body a little over the largest batch (Falcon reads exactly,
-    # ingest answers 413 with a reason below this), bounded headers and connections.
+    # Limits set on purpose: a body a little over the largest upload (a 50 MiB source map with
+    # its minified file; ingest routes answer 413 with a reason at their own smaller limits, and
+    # waitress spools large bodies to disk), bounded headers and connections.
     return waitress.create_server(
         app, host=config.host, port=config.port, threads=config.threads,
         connection_limit=config.connection_limit, channel_timeout=config.channel_timeout,
-        max_request_body_size=config.max_batch_bytes + 1024 * 1024,
+        max_request_body_size=max(config.max_batch_bytes, MAX_UPLOAD_BODY) + 1024 * 1024,
         max_request_header_size=64 * 1024, clear_untrusted_proxy_headers=True,
         ident='proliferate')
 
