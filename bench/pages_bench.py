@@ -59,8 +59,9 @@ BROWSERS = (('Chrome 124', 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKi
                           '(KHTML, like Gecko) Version/17.4 Safari/605.1.15', 'macOS 10.15'),
             ('Firefox 125', 'Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 '
                             'Firefox/125.0', 'Linux'),
-            ('Edge 124', 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like '
-                         'Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.51', 'Windows 10'))
+            ('Edge 124', 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, '
+                         'like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.51',
+             'Windows 10'))
 PAGES = ('/dashboard', '/invoices', '/reports/weekly', '/settings/billing', '/search', '/team',
          '/cart', '/checkout', '/profile', '/projects')
 RELEASES = tuple(f'v2.{minor}.{patch}' for minor in range(10, 16) for patch in range(3))
@@ -105,11 +106,12 @@ def stored_payload(rng, index, shape, variant, now):
     browser, agent, _os = BROWSERS[variant % len(BROWSERS)]
     page = PAGES[(index + variant) % len(PAGES)]
     stamp = int(now.timestamp() * 1000)
+    js = 'https://app.example.com/static/js'
     stack = '\n'.join([f'{kind}: {message}',
-                       f'    at {function} (https://app.example.com/static/js/{file}:1:{rng.randrange(1000, 99999)})',
-                       '    at commitRoot (https://app.example.com/static/js/vendor.8b21d04f.js:2:48121)',
-                       '    at performSyncWorkOnRoot (https://app.example.com/static/js/vendor.8b21d04f.js:2:51873)',
-                       '    at flushSyncCallbacks (https://app.example.com/static/js/vendor.8b21d04f.js:2:9954)'])
+                       f'    at {function} ({js}/{file}:1:{rng.randrange(1000, 99999)})',
+                       f'    at commitRoot ({js}/vendor.8b21d04f.js:2:48121)',
+                       f'    at performSyncWorkOnRoot ({js}/vendor.8b21d04f.js:2:51873)',
+                       f'    at flushSyncCallbacks ({js}/vendor.8b21d04f.js:2:9954)'])
     raw = {
         'api_key': 'pk_bench', 'event_id': f'{rng.getrandbits(128):032x}',
         'timestamp': now.isoformat() + 'Z', 'type': 'exception', 'level': 'error',
@@ -118,13 +120,16 @@ def stored_payload(rng, index, shape, variant, now):
         'exception': {'type': kind, 'message': message, 'stack': stack},
         'user': {'id': f'user_{variant:05d}', 'email': f'user{variant:05d}@customer.example'},
         'account': {'id': f'acct_{variant:04d}', 'name': f'Customer {variant:04d} Ltd'},
-        'session_id': f'sess_{rng.getrandbits(64):016x}', 'window_id': f'win_{rng.getrandbits(48):012x}',
+        'session_id': f'sess_{rng.getrandbits(64):016x}',
+        'window_id': f'win_{rng.getrandbits(48):012x}',
         'breadcrumbs': [
-            {'timestamp': stamp - 9000, 'category': 'navigation', 'message': f'Navigated to {page}',
+            {'timestamp': stamp - 9000, 'category': 'navigation',
+             'message': f'Navigated to {page}', 'level': 'info'},
+            {'timestamp': stamp - 7000, 'category': 'fetch',
+             'message': f'GET /api/v2{page}?page=1 [200]', 'level': 'info',
+             'data': {'status_code': 200, 'duration_ms': rng.randrange(20, 900)}},
+            {'timestamp': stamp - 3000, 'category': 'ui.click', 'message': 'button#save',
              'level': 'info'},
-            {'timestamp': stamp - 7000, 'category': 'fetch', 'message': f'GET /api/v2{page}?page=1 [200]',
-             'level': 'info', 'data': {'status_code': 200, 'duration_ms': rng.randrange(20, 900)}},
-            {'timestamp': stamp - 3000, 'category': 'ui.click', 'message': 'button#save', 'level': 'info'},
             {'timestamp': stamp - 1000, 'category': 'fetch', 'message': f'POST /api/v2{page} [500]',
              'level': 'error', 'data': {'status_code': 500}},
         ],

@@ -27,7 +27,7 @@ from proliferate.models import User
 
 TOKEN_PREFIXES = {'read': 'prt_', 'upload': 'pru_'}
 
-_hasher = PasswordHasher()  # argon2-cffi's defaults are Argon2id with RFC 9106 low-memory parameters
+_hasher = PasswordHasher()  # argon2-cffi's defaults: Argon2id, RFC 9106 low-memory parameters
 
 
 def hash_password(password):
@@ -152,7 +152,8 @@ def create_session(user_id, *, now=None, ip='', user_agent=''):
     token = secrets.token_urlsafe(32)
     Session.delete().where(Session.expires_at <= now).execute()
     Session.create(token_hash=hash_token(token), user=user_id, created_at=now,
-                   expires_at=now + SESSION_LIFETIME, ip=ip[:64], user_agent=(user_agent or '')[:255])
+                   expires_at=now + SESSION_LIFETIME, ip=ip[:64],
+                   user_agent=(user_agent or '')[:255])
     return token
 
 
@@ -208,7 +209,8 @@ def current_user(req):
 def require_login(req, resp, resource, params):
     """Falcon hook: the page needs a signed-in user; others go to the login page and come back."""
     if current_user(req) is None:
-        raise falcon.HTTPSeeOther(urls.login(next=req.relative_uri if req.method == 'GET' else None))
+        back = req.relative_uri if req.method == 'GET' else None
+        raise falcon.HTTPSeeOther(urls.login(next=back))
 
 
 # -- CSRF ------------------------------------------------------------------------------------

@@ -229,7 +229,8 @@ class Setup(Page):
                 raise FormError('Name your organization.')
             if not values['project_name']:
                 raise FormError('Name your first project.')
-            password_hash = auth.hash_password(password)  # off the writer: Argon2 is slow on purpose
+            # Hashed here, off the writer: Argon2 is slow on purpose.
+            password_hash = auth.hash_password(password)
             ip, agent = auth.client_ip(req), req.user_agent or ''
             project_id, token = self.call(lambda: create_first_admin(
                 values, password_hash, ip=ip, user_agent=agent, now=self.clock()))

@@ -13,7 +13,6 @@ from peewee import fn
 
 from proliferate import auth
 from proliferate import urls
-from proliferate.db import utcnow
 from proliferate.models import ApiToken
 from proliferate.models import DroppedCount
 from proliferate.models import Event
@@ -65,6 +64,11 @@ def unique_slug(model, name, org=None):
     return f'{base}-{secrets.token_hex(4)}'
 
 
+# The documented example's stack, as it appears inside the shell-quoted JSON of the curl snippet.
+SEED_STACK = ("TypeError: Cannot read property '\\''foo'\\'' of undefined\\n"
+              "    at processData (app.js:42:15)\\n    at handleClick (app.js:120:5)")
+
+
 def snippets(base, key):
     """The install snippets of an ingest key: curl (the published single-event example), the
     Python SDK (0.2.x and 0.1.x) and the browser SDK. Pure."""
@@ -85,7 +89,7 @@ def snippets(base, key):
     "exception": {{
       "type": "TypeError",
       "message": "Cannot read property '\\''foo'\\'' of undefined",
-      "stack": "TypeError: Cannot read property '\\''foo'\\'' of undefined\\n    at processData (app.js:42:15)\\n    at handleClick (app.js:120:5)"
+      "stack": "{SEED_STACK}"
     }},
     "user": {{
       "id": "user_abc123",

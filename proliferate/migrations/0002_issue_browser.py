@@ -1,6 +1,9 @@
 """Issue browser: dashboard sessions, invite links and failed login attempts (frozen models), and
 the indexes the user: and account: searches need."""
-from peewee import *  # noqa: F403 (frozen copy, the style of 0001)
+from peewee import CharField
+from peewee import DateTimeField
+from peewee import ForeignKeyField
+from peewee import Model
 
 
 def up(migrator, db):
