@@ -99,6 +99,42 @@ def open_session(url):
     return peewee.PostgresqlDatabase(autoconnect=False, thread_safe=False, **params)
 
 
+def expand_list(sql, values):
+    """sql holding 'IN ({list})' for values -> (sql, its parameters for the list). SQLite: a
+    placeholder a value; PostgreSQL: one array, '= ANY(%s)' (psycopg parses a query of hundreds
+    of placeholders anew every time: 12 ms a 1,000-event batch)."""
+    if is_sqlite():
+        return sql.replace('{list}', ', '.join(['?'] * len(values))), list(values)
+    return sql.replace('IN ({list})', '= ANY(%s)'), [list(values)]
+
+
+def insert_rows(cursor, table, columns, rows, *, conflict='', returning=''):
+    """INSERT rows (tuples in the order of columns, [(name, PostgreSQL type)]) followed by the
+    conflict clause -> the RETURNING rows when returning names columns, else how many rows were
+    inserted. SQLite: executemany (or VALUES lists of 100 rows for RETURNING), in process and
+    cheap. PostgreSQL: ONE statement whatever the number of rows, an array per column unnested
+    (issue 9): row-by-row statements cost ~150 us each there, a 1,000-event batch 0.15 s."""
+    names = ', '.join(name for name, _kind in columns)
+    tail = f' {conflict}' if conflict else ''
+    if is_sqlite():
+        one = '(' + ', '.join(['?'] * len(columns)) + ')'
+        if not returning:
+            cursor.executemany(f'INSERT INTO {table} ({names}) VALUES {one}{tail}', rows)  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
+            return cursor.rowcount
+        found = []
+        for start in range(0, len(rows), 100):
+            part = rows[start:start + 100]
+            cursor.execute(f'INSERT INTO {table} ({names}) VALUES {", ".join([one] * len(part))}'  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
+                           f'{tail} RETURNING {returning}', [value for row in part for value in row])
+            found.extend(cursor.fetchall())
+        return found
+    arrays = ', '.join(f'%s::{kind}[]' for _name, kind in columns)
+    cursor.execute(f'INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}){tail}'  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
+                   + (f' RETURNING {returning}' if returning else ''),
+                   [list(column) for column in zip(*rows)] if rows else [[] for _ in columns])
+    return cursor.fetchall() if returning else cursor.rowcount
+
+
 def heal_connection():
     """After a failed transaction on this thread's long-lived connection (the writer's): one the
     server dropped (a PostgreSQL restart or failover) is replaced, so the writer recovers by

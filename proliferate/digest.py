@@ -122,7 +122,8 @@ class Digest:
         cursor = database.cursor()
         for project_id, event_ids in by_project.items():
             for part in chunks(event_ids):
-                cursor.execute(statement.replace('{list}', placeholders(len(part))), [project_id, *part])
+                text, values = db.expand_list(statement, part)
+                cursor.execute(text, [project_id, *values])
                 stored.update((project_id, row[0]) for row in cursor.fetchall())
         statuses = []
         fresh = []
@@ -181,8 +182,9 @@ class Digest:
         cursor = database.cursor()
         issues = self.upsert_issues(cursor, sql, items, now)
         self.insert_events(cursor, sql, items, issues)
-        new_users = self.upsert_people(cursor, sql['user'], items, 'user')
-        new_accounts = self.upsert_people(cursor, sql['account'], items, 'account')
+        new_users = self.upsert_people(cursor, sql['user'], ROWS['user'], items, 'user')
+        new_accounts = self.upsert_people(cursor, sql['account'], ROWS['account'], items,
+                                          'account')
         self.upsert_counts(cursor, sql, items)
         self.update_issues(cursor, sql, issues, new_users, new_accounts, now)
 
@@ -218,7 +220,8 @@ class Digest:
             by_project[project_id].append(fingerprint)
         for project_id, fingerprints in by_project.items():
             for part in chunks(fingerprints):
-                cursor.execute(sql['select_issues'].replace('{list}', placeholders(len(part))), [project_id, *part])
+                text, values = db.expand_list(sql['select_issues'], part)
+                cursor.execute(text, [project_id, *values])
                 for issue_id, fingerprint, status in cursor.fetchall():
                     group = groups[project_id, fingerprint]
                     group['id'] = issue_id
@@ -250,19 +253,19 @@ class Digest:
             item['issue_id'] = issue_id = issues[item['project_id'], item['fingerprint']]['id']
             rows.append((item['project_id'], issue_id, item['event_id'], item['ts'], item['rx'],
                          item['data']))
-        cursor.executemany(sql['insert_event'], rows)
-        if cursor.rowcount != len(rows):  # another process stored some of these event_ids
-            raise LostRace(f'{len(rows) - cursor.rowcount} of {len(rows)} events')
+        inserted = insert(cursor, ROWS['event'], rows)
+        if inserted != len(rows):  # another process stored some of these event_ids
+            raise LostRace(f'{len(rows) - inserted} of {len(rows)} events')
         # The newest event of each issue (a MAX over the (issue, id) index), for the issue page.
         issue_ids = [group['id'] for group in issues.values()]
         latest = {}
         for part in chunks(issue_ids):
-            cursor.execute(sql['latest_events'].replace('{list}', placeholders(len(part))), part)
+            cursor.execute(*db.expand_list(sql['latest_events'], part))
             latest.update(cursor.fetchall())
         for group in issues.values():
             group['last_event'] = latest.get(group['id'])
 
-    def upsert_people(self, cursor, sql, items, what):
+    def upsert_people(self, cursor, sql, people, items, what):
         """Affected users or accounts: insert the new ones (RETURNING tells which, exactly, even
         with other processes inserting at once), add to the others. -> {issue_id: new people}."""
         merged = {}
@@ -290,13 +293,9 @@ class Digest:
         new = collections.Counter()
         inserted = set()
         rows = sorted(merged.values(), key=lambda row: (row[0], row[1]))
-        width = len(rows[0])
-        for part in chunks(rows, 100):
-            cursor.execute(sql['insert'].replace('{list}', values_list(len(part), width)),
-                           [value for row in part for value in row])
-            for issue_id, person_key in cursor.fetchall():
-                inserted.add((issue_id, person_key))
-                new[issue_id] += 1
+        for issue_id, person_key in insert(cursor, people, rows):
+            inserted.add((issue_id, person_key))
+            new[issue_id] += 1
         rest = [row for row in rows if (row[0], row[1]) not in inserted]
         if rest:
             # [event_count, last_seen x3, details..., issue, key]
@@ -320,9 +319,9 @@ class Digest:
                     row[4] = stamp
                 if stamp > row[5]:
                     row[5] = stamp
-        cursor.executemany(sql['upsert_hourly'], sorted((i, h, n) for (i, h), n in hourly.items()))
+        insert(cursor, ROWS['hourly'], sorted((i, h, n) for (i, h), n in hourly.items()))
         if tags:
-            cursor.executemany(sql['upsert_tag'], sorted(tags.values()))
+            insert(cursor, ROWS['tag'], sorted(tags.values()))
 
     def update_issues(self, cursor, sql, issues, new_users, new_accounts, now):
         plain = []
@@ -350,13 +349,11 @@ class Digest:
             cursor.executemany(sql['update_issue'], plain)
 
 
-def placeholders(count):
-    return ', '.join([database.param] * count)
-
-
-def values_list(rows, width):
-    one = '(' + ', '.join([database.param] * width) + ')'
-    return ', '.join([one] * rows)
+def insert(cursor, spec, rows):
+    """One of ROWS through db.insert_rows: the count inserted, or the RETURNING rows."""
+    table, columns, conflict, *returning = spec
+    return db.insert_rows(cursor, table, columns, rows, conflict=conflict,
+                          returning=returning[0] if returning else '')
 
 
 _ISSUE_COUNTS = (
@@ -369,19 +366,16 @@ _ISSUE_COUNTS = (
 
 
 def _people_sql(table, key, details):
-    columns = ', '.join(['issue_id', key, *details, 'event_count', 'first_seen', 'last_seen'])
     detail_updates = ''.join(f', {d} = COALESCE(?, {d})' for d in details)
     return {
-        'insert': f'INSERT INTO {table} ({columns}) VALUES {{list}} '
-                  f'ON CONFLICT (issue_id, {key}) DO NOTHING RETURNING issue_id, {key}',
-        'update': f'UPDATE {table} SET event_count = event_count + ?, '
+        'update': f'UPDATE {table} SET event_count = event_count + ?, '  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
                   'last_seen = CASE WHEN last_seen < ? THEN ? ELSE last_seen END'
                   f'{detail_updates} WHERE issue_id = ? AND {key} = ?',
     }
 
 
 # Portable SQL (SQLite >= 3.35 and PostgreSQL): ON CONFLICT upserts and RETURNING. '?' is
-# replaced by the database's parameter style; {list} is an IN or VALUES list.
+# replaced by the database's parameter style; IN ({list}) is expanded by db.expand_list.
 SQL = {
     'select_events': 'SELECT event_id FROM event WHERE project_id = ? AND event_id IN ({list})',
     'select_issues': 'SELECT id, fingerprint, status FROM issue '
@@ -395,21 +389,41 @@ SQL = {
                        'VALUES (?, ?, ?, ?)',
     'insert_outbox': 'INSERT INTO outbox (kind, project_id, issue_id, data, created_at) '
                      'VALUES (?, ?, ?, ?, ?)',
-    'insert_event': 'INSERT INTO event (project_id, issue_id, event_id, timestamp, received_at, '
-                    'data) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, event_id) DO NOTHING',
     'latest_events': 'SELECT issue_id, MAX(id) FROM event WHERE issue_id IN ({list}) GROUP BY issue_id',
     'user': _people_sql('issue_user', 'user_key', ('user_id', 'email')),
     'account': _people_sql('issue_account', 'account_id', ('name',)),
-    'upsert_hourly': 'INSERT INTO issue_hourly (issue_id, hour, event_count) VALUES (?, ?, ?) '
-                     'ON CONFLICT (issue_id, hour) DO UPDATE '
-                     'SET event_count = issue_hourly.event_count + excluded.event_count',
-    'upsert_tag': 'INSERT INTO issue_tag (issue_id, key, value, event_count, first_seen, last_seen) '
-                  'VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (issue_id, key, value) DO UPDATE SET '
-                  'event_count = issue_tag.event_count + excluded.event_count, '
-                  'last_seen = CASE WHEN issue_tag.last_seen < excluded.last_seen '
-                  'THEN excluded.last_seen ELSE issue_tag.last_seen END',
-    'update_issue': f'UPDATE issue SET {_ISSUE_COUNTS} WHERE id = ?',
-    'regress_issue': f"UPDATE issue SET {_ISSUE_COUNTS}, status = 'unresolved', "
+    'update_issue': f'UPDATE issue SET {_ISSUE_COUNTS} WHERE id = ?',  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
+    'regress_issue': f"UPDATE issue SET {_ISSUE_COUNTS}, status = 'unresolved', "  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
                      'is_regressed = TRUE, regressed_at = ?, regressed_release = ?, '
                      "resolved_at = NULL WHERE id = ? AND status = 'resolved'",
+}
+
+
+def _people_rows(table, key, details):
+    columns = [('issue_id', 'integer'), (key, 'text'), *[(d, 'text') for d in details],
+               ('event_count', 'integer'), ('first_seen', 'timestamp'), ('last_seen', 'timestamp')]
+    return (table, columns, f'ON CONFLICT (issue_id, {key}) DO NOTHING', f'issue_id, {key}')
+
+
+# The many-row INSERTs, for db.insert_rows: (table, [(column, PostgreSQL type)], conflict clause).
+# Every row of one statement has its own key (merged in Python first), as ON CONFLICT DO UPDATE
+# requires on PostgreSQL.
+ROWS = {
+    'event': ('event', [('project_id', 'integer'), ('issue_id', 'integer'), ('event_id', 'text'),
+                        ('timestamp', 'timestamp'), ('received_at', 'timestamp'),
+                        ('data', 'bytea')],
+              'ON CONFLICT (project_id, event_id) DO NOTHING'),
+    'user': _people_rows('issue_user', 'user_key', ('user_id', 'email')),
+    'account': _people_rows('issue_account', 'account_id', ('name',)),
+    'hourly': ('issue_hourly', [('issue_id', 'integer'), ('hour', 'timestamp'),
+                                ('event_count', 'integer')],
+               'ON CONFLICT (issue_id, hour) DO UPDATE '
+               'SET event_count = issue_hourly.event_count + excluded.event_count'),
+    'tag': ('issue_tag', [('issue_id', 'integer'), ('key', 'text'), ('value', 'text'),
+                          ('event_count', 'integer'), ('first_seen', 'timestamp'),
+                          ('last_seen', 'timestamp')],
+            'ON CONFLICT (issue_id, key, value) DO UPDATE SET '
+            'event_count = issue_tag.event_count + excluded.event_count, '
+            'last_seen = CASE WHEN issue_tag.last_seen < excluded.last_seen '
+            'THEN excluded.last_seen ELSE issue_tag.last_seen END'),
 }

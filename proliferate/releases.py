@@ -39,7 +39,7 @@ MAX_VERSION = 200
 MAX_URL = 2048
 FILE_FIELDS = {'sourcemap': MAX_SOURCEMAP_BYTES, 'minified': MAX_MINIFIED_BYTES}
 TEXT_FIELDS = ('release', 'url', 'url_prefix', 'project')
-UPLOAD_TOKEN_REQUIRED = ('an upload token is required: Authorization: Bearer pru_... '
+UPLOAD_TOKEN_REQUIRED = ('an upload token is required: Authorization: Bearer pru_... '  # noqa: S105 (a message, not a password)
                          '(proliferate token create EMAIL --upload PROJECT)')
 
 

@@ -105,11 +105,11 @@ def encode_multipart(fields, files):
 
 
 def request(server, token, path, body, content_type):
-    req = urllib.request.Request(server.rstrip('/') + path, data=body, method='POST', headers={
+    req = urllib.request.Request(server.rstrip('/') + path, data=body, method='POST', headers={  # noqa: S310 (scheme checked to be http(s) before this)
         'Authorization': f'Bearer {token}', 'Content-Type': content_type,
         'User-Agent': 'proliferate-sourcemaps-upload'})
     try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT) as response:
+        with urllib.request.urlopen(req, timeout=TIMEOUT) as response:  # noqa: S310 (scheme checked to be http(s) before this)
             return response.status, json.loads(response.read() or b'null')
     except urllib.error.HTTPError as error:
         content = error.read()
@@ -133,6 +133,8 @@ def upload(directory, *, release, server, token, url_prefix=None, out=print):
     """Create the release, upload every minified file that has a map; -> number of failures."""
     if not server:
         raise UploadError('no server: pass --server URL or set PROLIFERATE_SERVER_URL')
+    if not server.startswith(('http://', 'https://')):
+        raise UploadError(f'--server must be an http:// or https:// URL, not {server!r}')
     if not token:
         raise UploadError('no upload token: pass --token pru_... or set PROLIFERATE_UPLOAD_TOKEN')
     if token.startswith('pk_'):
