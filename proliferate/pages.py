@@ -2,7 +2,8 @@
 security headers, error pages), first-run setup, login and logout, and the route table.
 
 Pages read; every write goes through writer.call so that only the writer thread writes. The
-issue pages live in pages_issues.py, the settings pages in pages_settings.py.
+issue pages live in pages_issues.py, the project pages in pages_projects.py, members, invites,
+tokens and the account in pages_people.py.
 """
 
 import re
@@ -247,7 +248,7 @@ class Setup(Page):
 def create_first_admin(values, password_hash, *, ip, user_agent, now):
     """Runs on the writer: the first user (owner, site admin), organization, project and ingest
     key -> (project id, session cookie). Refuses when a user exists (two setups racing)."""
-    from proliferate.pages_settings import unique_slug
+    from proliferate.pages_projects import unique_slug
 
     if User.select().exists():
         raise FormError('Setup is already done; sign in instead.')
@@ -345,7 +346,8 @@ class Favicon:
 def add_routes(app, config, *, writer, keys, clock=utcnow):
     """Wire every page into app; returns the templates environment (for the error pages)."""
     from proliferate import pages_issues
-    from proliferate import pages_settings
+    from proliferate import pages_people
+    from proliferate import pages_projects
 
     templates = templating.make_environment(config.templates_dir)
     deps = {'writer': writer, 'config': config, 'keys': keys, 'clock': clock}
@@ -369,5 +371,6 @@ def add_routes(app, config, *, writer, keys, clock=utcnow):
     app.add_route(r['issue_users'], issue, suffix='users')
     app.add_route(r['issue_accounts'], issue, suffix='accounts')
 
-    pages_settings.add_routes(app, templates, deps)
+    pages_projects.add_routes(app, templates, deps)
+    pages_people.add_routes(app, templates, deps)
     return templates

@@ -1,0 +1,329 @@
+"""Project pages of the issue browser: an organization's projects (list, create), a project's
+settings (rename, rate limit, delete), its ingest keys with the install snippets, and its
+dropped-event counts.
+
+Handlers only read; each change runs on the writer through Page.call (see pages.py).
+"""
+
+import re
+import secrets
+
+import falcon
+from peewee import fn
+
+from proliferate import auth
+from proliferate import urls
+from proliferate.models import DroppedCount
+from proliferate.models import Event
+from proliferate.models import Issue
+from proliferate.models import Project
+from proliferate.models import ProjectKey
+from proliferate.pages import MANAGERS
+from proliferate.pages import FormError
+from proliferate.pages import Page
+from proliferate.pages import base_url
+
+# Deleting a project removes its events in slices, each its own writer transaction, so ingest for
+# other projects keeps flowing while a big project goes.
+DELETE_SLICE = 5000
+DROP_REASONS = {
+    'rate_limited': 'over the project\'s rate limit',
+    'too_large': 'body over the size limit',
+    'invalid': 'failed validation',
+    'duplicate': 'event_id already stored (SDK retries)',
+    'backpressure': 'server busy (writer queue full)',
+    'sdk_init': 'SDK start-up pings (not errors)',
+}
+
+
+def slugify(name):
+    slug = re.sub(r'[^a-z0-9]+', '-', (name or '').lower()).strip('-')
+    return slug[:50] or 'project'
+
+
+def unique_slug(model, name, org=None):
+    """A slug not yet used (per organization for projects): name, name-2, name-3..."""
+    base = slugify(name)
+    slug = base
+    for n in range(2, 1000):
+        query = model.select().where(model.slug == slug)
+        if org is not None:
+            query = query.where(model.organization == org)
+        if not query.exists():
+            return slug
+        slug = f'{base}-{n}'
+    return f'{base}-{secrets.token_hex(4)}'
+
+
+# The documented example's stack, as it appears inside the shell-quoted JSON of the curl snippet.
+SEED_STACK = ("TypeError: Cannot read property '\\''foo'\\'' of undefined\\n"
+              "    at processData (app.js:42:15)\\n    at handleClick (app.js:120:5)")
+
+
+def snippets(base, key):
+    """The install snippets of an ingest key: curl (the published single-event example), the
+    Python SDK (0.2.x and 0.1.x) and the browser SDK. Pure."""
+    # The documented example, with the shell making a fresh event_id and timestamp each paste
+    # (a repeated event_id would be stored once: SDK retries must not double-count).
+    curl = f'''curl -X POST {base}/api/v1/errors \\
+  -H "Content-Type: application/json" \\
+  -d '{{
+    "api_key": "{key}",
+    "event_id": "evt_'$(date +%s)$RANDOM'",
+    "timestamp": "'$(date -u +%Y-%m-%dT%H:%M:%SZ)'",
+    "type": "exception",
+    "level": "error",
+    "environment": "production",
+    "release": "v1.2.3",
+    "url": "https://example.com/dashboard",
+    "user_agent": "Mozilla/5.0...",
+    "exception": {{
+      "type": "TypeError",
+      "message": "Cannot read property '\\''foo'\\'' of undefined",
+      "stack": "{SEED_STACK}"
+    }},
+    "user": {{
+      "id": "user_abc123",
+      "email": "jane@example.com"
+    }},
+    "account": {{
+      "id": "acct_xyz789",
+      "name": "Acme Corp"
+    }},
+    "session_id": "sess_abcdef123456",
+    "window_id": "win_ghijkl789012",
+    "breadcrumbs": [
+      {{
+        "timestamp": 1736938195000,
+        "category": "navigation",
+        "message": "Navigated to /dashboard",
+        "level": "info"
+      }},
+      {{
+        "timestamp": 1736938198000,
+        "category": "click",
+        "message": "Clicked button#submit",
+        "level": "info",
+        "data": {{
+          "element": "button#submit"
+        }}
+      }}
+    ],
+    "extra": {{
+      "component": "Dashboard",
+      "props": {{
+        "view": "overview"
+      }}
+    }}
+  }}'
+'''
+    python = f'''pip install 'proliferate-ai>=0.2,<0.3'
+
+import proliferate
+
+proliferate.init(
+    api_key='{key}',
+    endpoint='{base}/api',  # the SDK posts to {{endpoint}}/v1/errors
+    environment='production',
+)
+'''
+    python_01 = f'''proliferate.init(endpoint='{base}/api/v1/errors', api_key='{key}')
+'''
+    browser = f'''<script src="{base}/static/proliferate.js"></script>
+<script>
+  Proliferate.init({{ apiKey: '{key}', environment: 'production' }});
+</script>
+'''
+    return {'curl': curl, 'python': python, 'python_01': python_01, 'browser': browser}
+
+
+# -- writes (each runs on the writer) --------------------------------------------------------
+
+
+def create_project(org_id, name, now):
+    project = Project.create(organization=org_id, name=name[:100],
+                             slug=unique_slug(Project, name, org=org_id), created_at=now)
+    auth.create_ingest_key(project, label='default')
+    return project.id
+
+
+def save_project(project_id, name, rate_limit):
+    Project.update(name=name[:100], rate_limit_per_minute=rate_limit).where(
+        Project.id == project_id).execute()
+
+
+def delete_event_slice(project_id):
+    """Deletes up to DELETE_SLICE events of the project -> how many went."""
+    ids = Event.select(Event.id).where(Event.project == project_id).limit(DELETE_SLICE)
+    return Event.delete().where(Event.id.in_(ids)).execute()
+
+
+def delete_issue_slice(project_id):
+    """Deletes up to DELETE_SLICE / 10 issues of the project (their aggregates cascade) -> count."""
+    ids = [row[0] for row in Issue.select(Issue.id).where(Issue.project == project_id)
+           .limit(DELETE_SLICE // 10).tuples()]
+    return Issue.delete().where(Issue.id.in_(ids)).execute() if ids else 0
+
+
+def create_key(project_id, label):
+    return auth.create_ingest_key(project_id, label=label[:100]).key
+
+
+def revoke_key(project_id, key_id, now):
+    key = ProjectKey.get_or_none(ProjectKey.id == key_id, ProjectKey.project == project_id)
+    if key is None:
+        return None
+    if key.revoked_at is None:
+        ProjectKey.update(revoked_at=now).where(ProjectKey.id == key.id).execute()
+    return key.key
+
+
+# -- resources -------------------------------------------------------------------------------
+
+
+def parse_rate_limit(text):
+    if text == '':
+        return None
+    if not text.isdigit() or int(text) > 10_000_000:
+        raise FormError('The rate limit is a whole number of events per minute (0: no limit; '
+                        'empty: the server default).')
+    return int(text)
+
+
+class Projects(Page):
+    """/orgs/{slug}/projects: the list, and POST to create one."""
+
+    @falcon.before(auth.require_login)
+    def on_get_projects(self, req, resp, org_slug):
+        org, membership = self.org_for(req, org_slug)
+        self.show_projects(req, resp, org, membership)
+
+    def show_projects(self, req, resp, org, membership, *, error=None, status=falcon.HTTP_200):
+        projects = list(Project.select().where(Project.organization == org.id)
+                        .order_by(Project.name, Project.id))
+        stats = {}
+        if projects:
+            ids = [p.id for p in projects]
+            # Issue rows only (the writer keeps their counts): no event is counted here.
+            query = (Issue.select(Issue.project, fn.COUNT(Issue.id), fn.MAX(Issue.last_seen))
+                     .where(Issue.project.in_(ids), Issue.status == 'unresolved')
+                     .group_by(Issue.project).tuples())
+            stats = {project_id: (count, last) for project_id, count, last in query}
+        self.render(req, resp, 'project_list.html', status=status, org=org, projects=projects,
+                    stats=stats, can_manage=membership.role in MANAGERS, error=error)
+
+    @falcon.before(auth.require_login)
+    def on_post_projects(self, req, resp, org_slug):
+        org, membership = self.org_for(req, org_slug, roles=MANAGERS)
+        form = self.form(req)
+        name = form.get('name', limit=100)
+        if not name:
+            self.show_projects(req, resp, org, membership, error='Name the project.',
+                               status=falcon.HTTP_400)
+            return
+        project_id = self.call(lambda: create_project(org.id, name, self.clock()))
+        raise falcon.HTTPSeeOther(urls.project_settings(project_id, welcome=1))
+
+class ProjectItem(Page):
+    """/projects/{id}/settings, /delete, /keys, /keys/{key_id}/revoke."""
+
+    @falcon.before(auth.require_login)
+    def on_get_settings(self, req, resp, project_id):
+        project, membership = self.project_for(req, project_id)
+        self.show(req, resp, project, membership)
+
+    def show(self, req, resp, project, membership, *, error=None, status=falcon.HTTP_200):
+        keys = list(ProjectKey.select().where(ProjectKey.project == project.id)
+                    .order_by(ProjectKey.revoked_at.is_null(False), ProjectKey.id))
+        active = [k for k in keys if k.revoked_at is None]
+        chosen = active[0] if active else None
+        wanted = req.get_param_as_int('key')
+        for key in active:
+            if key.id == wanted:
+                chosen = key
+        dropped = list(DroppedCount.select().where(DroppedCount.project == project.id)
+                       .order_by(DroppedCount.count.desc()))
+        self.render(
+            req, resp, 'project_settings.html', status=status, org=project.organization,
+            project=project, keys=keys, chosen=chosen, error=error,
+            snippets=snippets(base_url(req, self.config), chosen.key) if chosen else None,
+            dropped=dropped, drop_reasons=DROP_REASONS, can_manage=membership.role in MANAGERS,
+            welcome=req.get_param('welcome') == '1',
+            default_rate_limit=self.config.rate_limit_per_minute)
+
+    @falcon.before(auth.require_login)
+    def on_post_settings(self, req, resp, project_id):
+        project, membership = self.project_for(req, project_id, roles=MANAGERS)
+        form = self.form(req)
+        name = form.get('name', limit=100)
+        try:
+            if not name:
+                raise FormError('A project needs a name.')
+            rate_limit = parse_rate_limit(form.get('rate_limit_per_minute'))
+        except FormError as error:
+            self.show(req, resp, project, membership, error=str(error), status=falcon.HTTP_400)
+            return
+        self.call(lambda: save_project(project.id, name, rate_limit))
+        # The ingest key cache holds the project's rate limit: drop it so the new one applies now.
+        self.keys.forget()
+        raise falcon.HTTPSeeOther(urls.project_settings(project.id, notice='project_saved'))
+
+    @falcon.before(auth.require_login)
+    def on_get_delete(self, req, resp, project_id):
+        project, _membership = self.project_for(req, project_id, roles=MANAGERS)
+        self.render(req, resp, 'project_delete.html', org=project.organization, project=project,
+                    error=None)
+
+    @falcon.before(auth.require_login)
+    def on_post_delete(self, req, resp, project_id):
+        project, _membership = self.project_for(req, project_id, roles=MANAGERS)
+        form = self.form(req)
+        if form.get('confirm') != project.name:
+            self.render(req, resp, 'project_delete.html', status=falcon.HTTP_400,
+                        org=project.organization, project=project,
+                        error='Type the project name exactly to confirm.')
+            return
+        now = self.clock()
+        keys = [k.key for k in ProjectKey.select().where(ProjectKey.project == project.id)]
+        # Keys first, so that nothing new arrives while the events go.
+        self.call(lambda: ProjectKey.update(revoked_at=now).where(
+            ProjectKey.project == project.id, ProjectKey.revoked_at.is_null()).execute())
+        for key in keys:
+            self.keys.forget(key)
+        # Bounded loops: 100,000 slices cover 500 million events, 50 million issues.
+        for _slice in range(100_000):
+            if self.call(lambda: delete_event_slice(project.id)) < DELETE_SLICE:
+                break
+        for _slice in range(100_000):
+            if self.call(lambda: delete_issue_slice(project.id)) < DELETE_SLICE // 10:
+                break
+        self.call(lambda: Project.delete().where(Project.id == project.id).execute())
+        raise falcon.HTTPSeeOther(urls.with_query(urls.org_projects(project.organization.slug),
+                                                  {'notice': 'project_deleted'}))
+
+    @falcon.before(auth.require_login)
+    def on_post_keys(self, req, resp, project_id):
+        project, _membership = self.project_for(req, project_id, roles=MANAGERS)
+        label = self.form(req).get('label', limit=100)
+        self.call(lambda: create_key(project.id, label))
+        raise falcon.HTTPSeeOther(urls.project_settings(project.id, notice='key_created'))
+
+    @falcon.before(auth.require_login)
+    def on_post_key_revoke(self, req, resp, project_id, key_id):
+        project, _membership = self.project_for(req, project_id, roles=MANAGERS)
+        key = self.call(lambda: revoke_key(project.id, key_id, self.clock()))
+        if key is None:
+            raise falcon.HTTPNotFound()
+        # The ingest key cache would trust the key for a few more seconds: not after a revoke.
+        self.keys.forget(key)
+        raise falcon.HTTPSeeOther(urls.project_settings(project.id, notice='key_revoked'))
+
+
+def add_routes(app, templates, deps):
+    r = urls.ROUTES
+    app.add_route(r['org_projects'], Projects(templates, **deps), suffix='projects')
+    project = ProjectItem(templates, **deps)
+    app.add_route(r['project_settings'], project, suffix='settings')
+    app.add_route(r['project_delete'], project, suffix='delete')
+    app.add_route(r['project_keys'], project, suffix='keys')
+    app.add_route(r['key_revoke'], project, suffix='key_revoke')
