@@ -70,6 +70,10 @@ PROJECT = {
 }
 
 BEARER = [{'bearer': []}]
+UPLOAD = [{'upload': []}]
+RELEASE = {'type': 'object', 'required': ['id', 'version'], 'properties': {
+    'id': {'type': 'integer'}, 'project_id': {'type': 'integer'}, 'version': {'type': 'string'},
+    'created_at': {'type': 'string'}, 'maps': {'type': 'array', 'items': {'type': 'object'}}}}
 ID = {'type': 'integer'}
 
 
@@ -158,13 +162,40 @@ def build_document():
             'type': 'object', 'properties': {'accounts': {'type': 'array', 'items': {'type': 'object'}}}},
             [_param('issue_id', 'path', ID), _param('limit', schema={'type': 'integer', 'minimum': 1, 'maximum': 1000})],
             errors=(400, 401, 404)),
+        '/api/v1/projects/{project_id}/releases': _get(
+            'Releases of a project with their source maps', {
+                'type': 'object', 'properties': {'releases': {'type': 'array', 'items': RELEASE}}},
+            [_param('project_id', 'path', ID)]),
+        # Upload routes take a project upload token (pru_...), never a read token or pk_ key.
+        '/api/v1/releases': {'post': {
+            'summary': 'Create a release (idempotent per version)', 'security': UPLOAD,
+            'requestBody': {'required': True, 'content': {'application/json': {'schema': {
+                'type': 'object', 'required': ['version'], 'properties': {
+                    'version': {'type': 'string'}, 'project': {'type': 'string'}}}}}},
+            'responses': {'200': _json(RELEASE, 'Existed'), '201': _json(RELEASE, 'Created'),
+                          '400': ERROR, '401': ERROR, '403': ERROR, '404': ERROR, '413': ERROR,
+                          '415': ERROR}}},
+        '/api/v1/sourcemaps': {'post': {
+            'summary': 'Upload a source map (and optionally its minified file) for a release',
+            'security': UPLOAD,
+            'requestBody': {'required': True, 'content': {'multipart/form-data': {'schema': {
+                'type': 'object', 'required': ['release', 'url', 'sourcemap'], 'properties': {
+                    'release': {'type': 'string'}, 'url': {'type': 'string'},
+                    'url_prefix': {'type': 'string'}, 'project': {'type': 'string'},
+                    'sourcemap': {'type': 'string', 'format': 'binary'},
+                    'minified': {'type': 'string', 'format': 'binary'}}}}}},
+            'responses': {'200': _json({'type': 'object'}, 'Replaced'),
+                          '201': _json({'type': 'object'}, 'Created'), '400': ERROR,
+                          '401': ERROR, '403': ERROR, '404': ERROR, '413': ERROR, '415': ERROR}}},
     }
     return {
         'openapi': '3.0.3',
         'info': {'title': 'Proliferate', 'version': __version__},
         'paths': paths,
         'components': {
-            'securitySchemes': {'bearer': {'type': 'http', 'scheme': 'bearer'}},
+            'securitySchemes': {'bearer': {'type': 'http', 'scheme': 'bearer'},
+                                'upload': {'type': 'http', 'scheme': 'bearer',
+                                           'description': 'a project upload token (pru_...)'}},
             'schemas': {
                 'Error': {'type': 'object', 'required': ['detail'],
                           'properties': {'detail': {'type': 'string'}}},
