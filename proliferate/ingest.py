@@ -378,6 +378,9 @@ class ErrorBatch(Ingest):
                 continue
             per_project.setdefault(project_id, (found[1], [], found[2]))[1].append(
                 (index, event, timestamp))
+        # The parsed body is no longer needed: free it before waiting for the commit, so that
+        # 16 threads each holding a batch do not also hold its raw copy (peak RSS).
+        payload = raw = None
         headers = {}
         for project_id, (project_limit, events, scrubber) in per_project.items():
             granted, limit, remaining, wait = self.limiter.take(project_id, project_limit, len(events))
@@ -390,6 +393,7 @@ class ErrorBatch(Ingest):
                     continue
                 accepted.append((index, prepare(event, project_id, timestamp, received_at,
                                                 scrubber)))
+        per_project = events = None
         if accepted:
             statuses = self.commit([item for _index, item in accepted])
             for (index, _item), status in zip(accepted, statuses):

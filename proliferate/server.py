@@ -2,6 +2,7 @@
 and stop in order (listener, in-flight requests, scheduler, writer drain, database).
 """
 
+import ctypes
 import logging
 import signal
 import threading
@@ -19,6 +20,8 @@ from proliferate.resolver import Resolver
 from proliferate.writer import Writer
 
 log = logging.getLogger(__name__)
+
+M_ARENA_MAX = -8  # mallopt parameter number from glibc's malloc.h
 
 
 def build_services(config, clock=db.utcnow):
@@ -48,9 +51,22 @@ def create_server(config, app):
         ident='proliferate')
 
 
+def limit_malloc_arenas(arenas=2):
+    """glibc gives each thread that allocates its own malloc arena and rarely returns their
+    memory; with 16 request threads that alone added tens of MB of RSS under batch load.
+    (The same as MALLOC_ARENA_MAX=2, set from inside because `proliferate serve` is the one
+    command.)"""
+    try:
+        libc = ctypes.CDLL('libc.so.6')
+    except OSError:  # not glibc
+        return False
+    return bool(libc.mallopt(M_ARENA_MAX, arenas))
+
+
 def serve(config, *, on_ready=None):
     from proliferate.scheduler import build_scheduler
 
+    limit_malloc_arenas()
     writer, drops, _digest = build_services(config)
     # Of the processes sharing the database, the one holding this lock runs the jobs (issue 9).
     leader = Leader(lock_for(config.database_url), retry_seconds=config.leader_retry_seconds)
