@@ -53,6 +53,7 @@ class KeyCache:
         self.ttl = ttl
         self.clock = clock
         self._entries = {}
+        self._loading = set()
         self._lock = threading.Lock()
 
     def lookup(self, key):
@@ -62,7 +63,17 @@ class KeyCache:
         entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
             return entry[1]
-        value = self._load(key)
+        with self._lock:
+            if entry is not None and key in self._loading:
+                # Another thread is reading it again: when a busy key expires, the 16 request
+                # threads would otherwise all open a connection for the same row at once.
+                return entry[1]
+            self._loading.add(key)
+        try:
+            value = self._load(key)
+        finally:
+            with self._lock:
+                self._loading.discard(key)
         with self._lock:
             if len(self._entries) > 10000:
                 self._entries.clear()
