@@ -11,6 +11,8 @@ import urllib.request
 import pytest
 import waitress
 
+from browser import chromium_browser  # noqa: F401  (session fixture, one Playwright for all modules)
+
 from proliferate import auth
 from proliferate import db
 from proliferate.app import create_app
@@ -120,10 +122,20 @@ def client(app):
 @pytest.fixture
 def live_server(app):
     server = waitress.create_server(app, host='127.0.0.1', port=0, threads=8)
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=run_server, args=(server,), daemon=True)
     thread.start()
     yield f'http://127.0.0.1:{server.effective_port}'
     stop_server(server, thread)
+
+
+def run_server(server):
+    try:
+        server.run()
+    except OSError:
+        # A worker thread finishing a response can close its socket while the loop, being
+        # stopped, still selects on it (EBADF); only an error before the stop is a failure.
+        if not getattr(server, 'stopping', False):
+            raise
 
 
 def stop_server(server, thread):
@@ -132,6 +144,7 @@ def stop_server(server, thread):
     def close_all():
         for channel in list(server._map.values()):
             channel.close()
+    server.stopping = True
     server.trigger.pull_trigger(close_all)
     thread.join(5)
     server.task_dispatcher.shutdown()

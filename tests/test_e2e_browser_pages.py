@@ -18,9 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import sync_playwright
 
-from browser import launch_chromium
 
 PASSWORD = 'a long enough password'
 WAIT_SECONDS = 15
@@ -151,20 +149,6 @@ def png_size(path):
     data = Path(path).read_bytes()
     assert data[:8] == b'\x89PNG\r\n\x1a\n'
     return struct.unpack('>II', data[16:24])
-
-
-@pytest.fixture(scope='module')
-def chromium_browser():
-    """This module's own Chromium, closed when the module ends. Playwright's sync API allows one
-    instance per thread, and browser.chromium_browser is session-scoped per importing module:
-    two modules importing it would start two (tests/conftest.py importing it once would let
-    every module share one)."""
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture

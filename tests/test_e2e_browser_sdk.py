@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from browser import chromium_browser  # noqa: F401  (session fixture)
 
 PAGES = Path(__file__).parent / 'data' / 'sdk_pages'
 APP_JS = (PAGES / 'app.js').read_text()
