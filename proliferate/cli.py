@@ -2,6 +2,7 @@
 tokens). Every command reads the same settings as serve (PROLIFERATE_* or the flags)."""
 
 import argparse
+import getpass
 import logging
 import os
 import re
@@ -21,6 +22,8 @@ from proliferate.models import Membership
 from proliferate.models import Organization
 from proliferate.models import Project
 from proliferate.models import ProjectKey
+from proliferate.models import Session
+from proliferate.pages import MIN_PASSWORD
 from proliferate.models import User
 
 
@@ -55,6 +58,11 @@ def build_parser():
     p.add_argument('--password')
     p.add_argument('--admin', action='store_true', help='owner of the organization, site admin')
     p.add_argument('--org', help='organization slug (default: the first one)')
+    add_settings(p)
+    p = user.add_parser('password', help='set a user\'s password (a forgotten one) and end '
+                                         'their sessions')
+    p.add_argument('email')
+    p.add_argument('--password', help='the new password (default: read from standard input)')
     add_settings(p)
 
     project = sub.add_parser('project', help='projects').add_subparsers(dest='action', required=True)
@@ -247,6 +255,21 @@ def cmd_user_create(args):
     print(f'Created user {email} in organization {org.slug}')
 
 
+def cmd_user_password(args):
+    user = User.get_or_none(User.email == args.email.strip().lower())
+    if user is None:
+        raise CommandError(f'no user {args.email!r}')
+    password = args.password
+    if password is None:
+        password = (getpass.getpass('New password: ') if sys.stdin.isatty()
+                    else sys.stdin.readline().rstrip('\n'))
+    if len(password) < MIN_PASSWORD:
+        raise CommandError(f'the password must have at least {MIN_PASSWORD} characters')
+    User.update(password_hash=auth.hash_password(password)).where(User.id == user.id).execute()
+    ended = Session.delete().where(Session.user == user.id).execute()
+    print(f'Password of {user.email} changed; {ended} session(s) ended')
+
+
 def cmd_token_create(args):
     user = User.get_or_none(User.email == args.email.strip().lower())
     if user is None:
@@ -319,6 +342,7 @@ COMMANDS = {
     ('key', 'revoke'): cmd_key_revoke,
     ('key', 'list'): cmd_key_list,
     ('user', 'create'): cmd_user_create,
+    ('user', 'password'): cmd_user_password,
     ('token', 'create'): cmd_token_create,
     ('token', 'revoke'): cmd_token_revoke,
 }

@@ -40,6 +40,11 @@ SETTINGS = (
     ('threads', int, 16, 'Waitress worker threads (each waits for its events to be committed).'),
     ('connection_limit', int, 1000, 'Waitress: most connections open at once.'),
     ('channel_timeout', int, 60, 'Waitress: seconds before an idle connection is closed.'),
+    ('trusted_proxy', str, '',
+     'Address of a reverse proxy whose X-Forwarded-* headers are believed (the client address '
+     'for login throttling, https for Secure cookies); empty: none.'),
+    ('trusted_proxy_headers', str, 'x-forwarded-for x-forwarded-proto x-forwarded-host',
+     'The X-Forwarded-* headers taken from the trusted proxy.'),
     ('sqlite_synchronous', str, 'FULL',
      'SQLite synchronous pragma: FULL survives power loss (group commit makes it cheap), NORMAL only crashes.'),
     ('writer_queue_size', int, 20000, 'Events that may wait for the writer; beyond it ingest answers 429.'),
@@ -89,6 +94,8 @@ class Config:
     threads: int = 16
     connection_limit: int = 1000
     channel_timeout: int = 60
+    trusted_proxy: str = ''
+    trusted_proxy_headers: str = 'x-forwarded-for x-forwarded-proto x-forwarded-host'
     sqlite_synchronous: str = 'FULL'
     writer_queue_size: int = 20000
     writer_batch_size: int = 1000

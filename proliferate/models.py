@@ -138,7 +138,8 @@ class IssueUser(BaseModel):
     last_seen = peewee.DateTimeField()
 
     class Meta:
-        indexes = ((('issue', 'user_key'), True),)
+        # user_key alone: the issue list's user: search (migration 0002).
+        indexes = ((('issue', 'user_key'), True), (('user_key',), False))
 
 
 class IssueAccount(BaseModel):
@@ -150,7 +151,7 @@ class IssueAccount(BaseModel):
     last_seen = peewee.DateTimeField()
 
     class Meta:
-        indexes = ((('issue', 'account_id'), True),)
+        indexes = ((('issue', 'account_id'), True), (('account_id',), False))
 
 
 class IssueHourly(BaseModel):

@@ -43,8 +43,12 @@ def create_server(config, app):
     # Limits set on purpose: a body a little over the largest upload (a 50 MiB source map with
     # its minified file; ingest routes answer 413 with a reason at their own smaller limits, and
     # waitress spools large bodies to disk), bounded headers and connections.
+    proxy = {}
+    if config.trusted_proxy:
+        proxy = {'trusted_proxy': config.trusted_proxy, 'trusted_proxy_count': 1,
+                 'trusted_proxy_headers': config.trusted_proxy_headers}
     return waitress.create_server(
-        app, host=config.host, port=config.port, threads=config.threads,
+        app, host=config.host, port=config.port, threads=config.threads, **proxy,
         connection_limit=config.connection_limit, channel_timeout=config.channel_timeout,
         max_request_body_size=max(config.max_batch_bytes, MAX_UPLOAD_BODY) + 1024 * 1024,
         max_request_header_size=64 * 1024, clear_untrusted_proxy_headers=True,

@@ -133,3 +133,21 @@ def test_migrate_records_the_schema_and_upgrades_an_older_file(env, tmp_path):
     assert result.stdout.strip() == 'Schema up to date: ' + ', '.join(names)
     key = last_line(run(env, 'project', 'create', 'after-upgrade', '--org', 'old'))
     assert key.startswith('pk_')
+
+
+def test_a_forgotten_password_is_reset_from_the_command_line(env):
+    run(env, 'user', 'create', 'ops@example.com', '--password', 'old-password-1')
+    result = subprocess.run([sys.executable, '-m', 'proliferate', 'user', 'password', 'ops@example.com'],
+                            env=env, cwd=ROOT, input='new-password-2\n', capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    from proliferate import auth
+    from proliferate.models import User
+    db.open_database(env['PROLIFERATE_DATABASE_URL'])
+    with db.database.connection_context():
+        stored = User.get(User.email == 'ops@example.com').password_hash
+    db.database.close()
+    assert auth.verify_password(stored, 'new-password-2')
+    assert not auth.verify_password(stored, 'old-password-1')
+    short = run(env, 'user', 'password', 'ops@example.com', '--password', 'short', check=False)
+    assert short.returncode == 1 and '8 characters' in short.stderr
