@@ -150,7 +150,7 @@ class Receiver:
 
 
 def make_event(key, issue, user, account):
-    return {'api_key': key, 'event_id': uuid.uuid4().hex, 'timestamp': '2025-03-01T10:%02d:00Z' % issue,
+    return {'api_key': key, 'event_id': uuid.uuid4().hex, 'timestamp': f'2025-03-01T10:{issue:02d}:00Z',
             'type': 'exception', 'level': 'error', 'environment': 'production',
             'user': {'id': f'user-{user}'}, 'account': {'id': f'acct-{account}'},
             'exception': {'type': f'Error{issue}', 'message': f'boom {issue}',
@@ -466,12 +466,12 @@ def test_file_lock_elects_one_process_and_hands_over(tmp_path):
         second.stop()
     # A process holding the lock and killed with SIGKILL leaves it free at once.
     holder = subprocess.Popen(
-        [sys.executable, '-c',
-         'import sys, time\n'
-         'from proliferate.leader import lock_for\n'
-         f'assert lock_for({url!r}).acquire()\n'
-         'print("held", flush=True)\n'
-         'time.sleep(60)\n'], cwd=ROOT, stdout=subprocess.PIPE)
+        [sys.executable, '-c', ('import time\n'
+                                'from proliferate.leader import lock_for\n'
+                                f'assert lock_for({url!r}).acquire()\n'
+                                'print("held", flush=True)\n'
+                                'time.sleep(60)\n')],
+        cwd=ROOT, stdout=subprocess.PIPE)
     try:
         assert holder.stdout.readline().strip() == b'held'
         waiting = lock_for(url)
