@@ -485,3 +485,66 @@ def test_file_lock_elects_one_process_and_hands_over(tmp_path):
             holder.kill()
             holder.wait(10)
         holder.stdout.close()
+
+
+def test_the_bench_runs_two_processes_on_this_database(config, tmp_path):
+    """bench/run_ingest.py --processes 2 on the configured database (PostgreSQL or a SQLite file)
+    completes, and every acknowledged event is stored once (no speed asserted)."""
+    url = config.database_url
+    args = [sys.executable, str(ROOT / 'bench' / 'run_ingest.py'), '--server', 'proliferate',
+            '--database-url', url, '--processes', '2', '--events', '300', '--seconds', '30',
+            '--concurrency', '4', '--batch', '1,20', '--warmup', '10', '--json']
+    if db.is_postgresql(url):
+        args.append('--reset')
+    env = {**os.environ, 'TMPDIR': str(tmp_path)}
+    env.pop('PROLIFERATE_TEST_DATABASE_URL', None)
+    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    [server] = summary['servers']
+    assert server['processes'] == 2 and summary['ok'], summary['problems']
+    assert [f['events_acked'] for f in server['scenarios']] == [300, 300]
+    assert server['verification'] == {'acked': 610, 'missing': 0, 'duplicated': 0}
+    assert server['events_stored'] == 610 and server['exit_code'] == 0
+    assert len(server['log'].split(', ')) == 2  # a log for each process
+
+
+def test_the_load_generator_spreads_its_connections_over_the_ports():
+    """bench/loadgen.py with a list of ports: connection i goes to port i % n, as a balancer
+    spreads keep-alive connections over processes."""
+    sys.path.insert(0, str(ROOT / 'bench'))
+    import events  # noqa: PLC0415 (bench/ is not a package)
+    import loadgen  # noqa: PLC0415
+    counts = collections.Counter()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = 'HTTP/1.1'
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
+            counts[self.server.server_address[1]] += 1
+            reply = json.dumps({'event_id': body['event_id']}).encode()
+            self.send_response(202)
+            self.send_header('Content-Length', str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args):
+            pass
+
+    servers = [http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler) for _ in range(2)]
+    threads = [threading.Thread(target=s.serve_forever, args=(0.05,), daemon=True) for s in servers]
+    for thread in threads:
+        thread.start()
+    try:
+        ports = [s.server_address[1] for s in servers]
+        source = events.EventSource(seed=2, api_key='pk_spread', pool_size=64)
+        result = loadgen.run_load(host='127.0.0.1', port=ports, source=source, start=0,
+                                  events=40, batch=1, concurrency=4, seconds=30)
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    assert result.acked == 40
+    assert set(counts) == set(ports) and sum(counts.values()) == 40, counts
