@@ -10,6 +10,7 @@ import logging
 import falcon
 import orjson
 from peewee import JOIN
+from peewee import IntegrityError
 from peewee import fn
 
 from proliferate import auth
@@ -117,7 +118,13 @@ def ensure_release(project_id, version, now):
     release = Release.get_or_none(Release.project == project_id, Release.version == version)
     if release is not None:
         return release, False
-    return Release.create(project=project_id, version=version, created_at=now), True
+    try:
+        # A savepoint: another server process on the same PostgreSQL database may create this
+        # release at the same moment (issue 9); then the unique index refuses ours, and it is read.
+        with database.atomic():
+            return Release.create(project=project_id, version=version, created_at=now), True
+    except IntegrityError:
+        return Release.get(Release.project == project_id, Release.version == version), False
 
 
 def touch_token(token_id, now):
@@ -133,18 +140,23 @@ def store_sourcemap(project_id, version, url, map_data, minified_data, now):
     # Only the id: the row's map_data may be tens of megabytes.
     row = (SourceMap.select(SourceMap.id)
            .where(SourceMap.release == release.id, SourceMap.url == url).first())
+    created = False
     if row is None:
-        row = SourceMap.create(release=release.id, url=url, map_data=map_data,
-                               minified_data=minified_data, size=size, sha256=digest,
-                               created_at=now)
-        created = True
-    else:
+        try:
+            with database.atomic():  # another process may store this url at once (see above)
+                row = SourceMap.create(release=release.id, url=url, map_data=map_data,
+                                       minified_data=minified_data, size=size, sha256=digest,
+                                       created_at=now)
+                created = True
+        except IntegrityError:
+            row = (SourceMap.select(SourceMap.id)
+                   .where(SourceMap.release == release.id, SourceMap.url == url).first())
+    if not created:
         (SourceMap.update(map_data=map_data, minified_data=minified_data, size=size,
                           sha256=digest, created_at=now)
          .where(SourceMap.id == row.id).execute())
         # A replaced map starts counting again: the old count was for other content.
         SourceMapCount.delete().where(SourceMapCount.sourcemap == row.id).execute()
-        created = False
     # The writer resolves with these maps from its next transaction on (same thread).
     resolver.maps_changed()
     return row.id, release.id, created

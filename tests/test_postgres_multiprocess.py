@@ -548,3 +548,55 @@ def test_the_load_generator_spreads_its_connections_over_the_ports():
             server.server_close()
     assert result.acked == 40
     assert set(counts) == set(ports) and sum(counts.values()) == 40, counts
+
+
+
+def test_a_release_created_by_two_sessions_at_once_is_one_release(config):
+    """Two writers (two server processes) create the same release at once: the second INSERT
+    waits for the first transaction, meets the unique index, and ensure_release reads the winner's
+    row instead of failing the upload. On SQLite the second writer waits for the write lock and
+    finds the row at once."""
+    from proliferate.models import Release  # noqa: PLC0415
+    from proliferate.releases import ensure_release  # noqa: PLC0415
+
+    db.open_database(config.database_url)
+    db.migrate()
+    project = make_project()
+    now = db.utcnow()
+    inserted = threading.Event()
+    commit = threading.Event()
+    results = {}
+
+    def first():
+        with db.database.connection_context():
+            with db.database.atomic():
+                results['first'] = ensure_release(project.id, 'shop@1', now)
+                inserted.set()
+                commit.wait(10)
+
+    def second():
+        inserted.wait(10)
+        with db.database.connection_context():
+            with db.database.atomic():
+                results['second'] = ensure_release(project.id, 'shop@1', now)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    inserted.wait(10)
+    if db.is_postgresql(config.database_url):
+        # Commit only once the second session waits on the first one's row.
+        end = time.monotonic() + 10
+        while not query(lambda: db.database.execute_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                'AND datname = current_database()').fetchone()[0]):
+            assert time.monotonic() < end, 'the second INSERT never waited'
+            time.sleep(0.02)
+    else:
+        time.sleep(0.3)
+    commit.set()
+    for thread in threads:
+        thread.join(20)
+    (release, created), (again, created_again) = results['first'], results['second']
+    assert created is True and created_again is False and again.id == release.id
+    assert query(lambda: Release.select().count()) == 1
