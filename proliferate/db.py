@@ -83,8 +83,8 @@ def open_database(url, *, synchronous='FULL', pool_size=32):
 
 def postgres_params(url):
     """The connection arguments of a postgresql:// URL: playhouse.db_url's reading of it (query
-    string included) over PG_DEFAULTS. psycopg 3 is preferred when installed (setup.cfg extra
-    [postgres]); psycopg2 works too."""
+    string included) over PG_DEFAULTS. psycopg 3 (setup.cfg extra [postgres]) is the driver
+    tested here; Peewee falls back to psycopg2 when it is the only one installed (untested)."""
     params = dict(PG_DEFAULTS)
     params.update(db_url.parse(url, unquote_password=True, unquote_user=True))
     params.setdefault('prefer_psycopg3', True)
