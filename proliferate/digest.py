@@ -332,7 +332,7 @@ class Digest:
             values = (len(group['items']), new_users.get(issue_id, 0), new_accounts.get(issue_id, 0),
                       group['last_seen'], group['last_seen'], group['first_seen'],
                       group['first_seen'], latest['level'], group['last_seen'], latest['release'],
-                      group['last_event'])
+                      group['last_event'], group['last_event'])
             if group['status'] == 'resolved' and not group['is_new']:
                 # A new event on a resolved issue reopens it and marks the regression.
                 release = latest['release']
@@ -362,7 +362,9 @@ _ISSUE_COUNTS = (
     'last_seen = CASE WHEN last_seen < ? THEN ? ELSE last_seen END, '
     'first_seen = CASE WHEN first_seen > ? THEN ? ELSE first_seen END, level = ?, '
     # SET expressions all see the old row: last_release follows the newest event.
-    'last_release = CASE WHEN last_seen <= ? THEN ? ELSE last_release END, last_event = ?')
+    'last_release = CASE WHEN last_seen <= ? THEN ? ELSE last_release END, '
+    # Never back to an older event: another process's newer one may have committed meanwhile.
+    'last_event = CASE WHEN last_event IS NULL OR last_event < ? THEN ? ELSE last_event END')
 
 
 def _people_sql(table, key, details):
