@@ -30,7 +30,7 @@ from proliferate.models import Delivery
 from proliferate.models import NotificationPreference
 from proliferate.models import NotificationSettings
 from proliferate.models import Webhook
-from test_notify import SEED_EVENT
+from seed import SEED_EVENT
 from test_notify import Inbox
 from test_notify import Receiver
 from test_notify import error

@@ -41,25 +41,7 @@ from proliferate.scheduler import build_scheduler
 
 BASE_URL = 'https://errors.example.test'
 STACK = "{type}: {message}\n    at {fn} (app.js:42:15)\n    at handleClick (app.js:120:5)"
-# The published API's example event (/work/shared/api/error-ingestion.md).
-SEED_EVENT = {
-    'event_id': 'evt_1234567890abcdef',
-    'timestamp': '2025-01-15T10:30:00.123Z',
-    'type': 'exception',
-    'level': 'error',
-    'environment': 'production',
-    'release': 'v1.2.3',
-    'url': 'https://example.com/dashboard',
-    'user_agent': 'Mozilla/5.0...',
-    'exception': {
-        'type': 'TypeError',
-        'message': "Cannot read property 'foo' of undefined",
-        'stack': "TypeError: Cannot read property 'foo' of undefined\n"
-                 '    at processData (app.js:42:15)\n    at handleClick (app.js:120:5)',
-    },
-    'user': {'id': 'user_abc123', 'email': 'jane@example.com'},
-    'account': {'id': 'acct_xyz789', 'name': 'Acme Corp'},
-}
+
 
 
 # -- real servers on loopback ---------------------------------------------------------------------
