@@ -6,6 +6,7 @@ stays short. Ingest routes open no database connection unless a key is not cache
 """
 
 import logging
+import re
 import threading
 import time
 import zlib
@@ -130,20 +131,40 @@ class RateLimiter:
         return granted, limit, int(tokens), wait
 
 
+# How much of a refused body is read to find the sender's api_key, so the refusal is counted
+# against its project (the 0.1.0 SDK sends the key first in the body, not in a header).
+HEAD_BYTES = 64 * 1024
+KEY_IN_BODY = re.compile(rb'"api_key"\s*:\s*"([A-Za-z0-9_\-]{1,200})"')
+
+
+class BodyTooLarge(falcon.HTTPContentTooLarge):
+    """413, carrying the first bytes of the (decompressed) body: where the sender's key is."""
+
+    def __init__(self, description, head):
+        super().__init__(description=description)
+        self.head = head
+
+
+def key_in(head):
+    match = KEY_IN_BODY.search(head)
+    return match.group(1).decode() if match else None
+
+
 def read_body(req, limit):
     """The request body, gunzipped, at most limit bytes; 413 beyond it."""
-    length = req.content_length
-    if length is not None and length > limit:
-        raise falcon.HTTPContentTooLarge(description=f'body is {length} bytes; at most {limit} are accepted')
-    body = req.bounded_stream.read(limit + 1)
-    if len(body) > limit:
-        raise falcon.HTTPContentTooLarge(description=f'body is over {limit} bytes')
     encoding = (req.get_header('Content-Encoding') or '').strip().lower()
-    if encoding in ('', 'identity'):
-        return body
-    if encoding not in ('gzip', 'deflate'):
+    if encoding not in ('', 'identity', 'gzip', 'deflate'):
         raise falcon.HTTPUnsupportedMediaType(description=f'Content-Encoding {encoding!r} is not supported (gzip, deflate)')
     wbits = 16 + zlib.MAX_WBITS if encoding == 'gzip' else zlib.MAX_WBITS
+    length = req.content_length
+    if length is not None and length > limit:
+        raise BodyTooLarge(f'body is {length} bytes; at most {limit} are accepted',
+                           _head(req.bounded_stream.read(HEAD_BYTES), encoding, wbits))
+    body = req.bounded_stream.read(limit + 1)
+    if len(body) > limit:
+        raise BodyTooLarge(f'body is over {limit} bytes', _head(body[:HEAD_BYTES], encoding, wbits))
+    if encoding in ('', 'identity'):
+        return body
     try:
         inflater = zlib.decompressobj(wbits)
         # max_length bounds the output: a small gzip bomb cannot grow past the limit.
@@ -151,8 +172,18 @@ def read_body(req, limit):
     except zlib.error as error:
         raise falcon.HTTPBadRequest(description=f'body is not valid {encoding}: {error}')
     if len(data) > limit or inflater.unconsumed_tail:
-        raise falcon.HTTPContentTooLarge(description=f'decompressed body is over {limit} bytes')
+        raise BodyTooLarge(f'decompressed body is over {limit} bytes', data[:HEAD_BYTES])
     return data
+
+
+def _head(raw, encoding, wbits):
+    """The first HEAD_BYTES of a body, decompressed when it is compressed (bounded either way)."""
+    if encoding in ('', 'identity'):
+        return raw
+    try:
+        return zlib.decompressobj(wbits).decompress(raw, HEAD_BYTES)
+    except zlib.error:
+        return b''
 
 
 def parse_json(req, limit):
@@ -295,6 +326,20 @@ class Ingest:
                 description=f'the event was not stored ({error}); retry it',
                 headers={'Retry-After': '5'})
 
+    def read_json(self, req, limit):
+        """The parsed body; a 413 is counted as too_large against the sender's project."""
+        try:
+            return parse_json(req, limit)
+        except BodyTooLarge as error:
+            self.count_refusal(req.get_header('X-API-Key') or key_in(error.head), 'too_large')
+            raise
+
+    def count_refusal(self, api_key, reason):
+        """Count a refused event against its project, when its key is a good one."""
+        found = self.keys.lookup(api_key) if api_key else None
+        if found:
+            self.drops.add(found[0], reason)
+
     def authenticate(self, api_key):
         if not api_key:
             return None, MISSING_KEY
@@ -319,18 +364,15 @@ class Errors(Ingest):
 
     def on_post(self, req, resp):
         resp.set_headers(CORS_HEADERS)
-        payload = parse_json(req, self.config.max_event_bytes)
+        payload = self.read_json(req, self.config.max_event_bytes)
         received_at = self.clock()
         header_key = req.get_header('X-API-Key')
         try:
             api_key, timestamp, event = normalize_event(
                 payload, received_at=received_at, header_key=header_key)
         except ValidationError as error:
-            # Count the refusal against the project when the key is good.
             key = payload.get('api_key') if isinstance(payload, dict) else None
-            found = self.keys.lookup(key or header_key) if (key or header_key) else None
-            if found:
-                self.drops.add(found[0], 'invalid')
+            self.count_refusal(key or header_key, 'invalid')
             raise falcon.HTTPBadRequest(description=str(error))
         found, problem = self.authenticate(api_key)
         if found is None:
@@ -357,7 +399,7 @@ class ErrorBatch(Ingest):
 
     def on_post(self, req, resp):
         resp.set_headers(CORS_HEADERS)
-        payload = parse_json(req, self.config.max_batch_bytes)
+        payload = self.read_json(req, self.config.max_batch_bytes)
         if not isinstance(payload, list):
             raise falcon.HTTPBadRequest(description='body must be a JSON array of events')
         most = self.config.max_batch_events
@@ -378,6 +420,8 @@ class ErrorBatch(Ingest):
                     raw, received_at=received_at, header_key=header_key)
             except ValidationError as error:
                 result.update(status='rejected', reason=str(error))
+                key = raw.get('api_key') if isinstance(raw, dict) else None
+                self.count_refusal(key or header_key, 'invalid')
                 continue
             found, problem = self.authenticate(api_key)
             if found is None:

@@ -269,6 +269,23 @@ def test_limits(http, read_api, project):
         assert reply['detail']
 
 
+def test_refusals_are_counted_against_the_senders_project(http, read_api, project):
+    # The key first in the body (the 0.1.0 SDK), the body over the limit: never parsed, still counted.
+    big = {'api_key': project.key, **event(project, extra={'blob': 'x' * (1024 * 1024)})}
+    assert http.post('/api/v1/errors', big)[0] == 413
+    # The key in the header, a gzipped batch that is only too large once decompressed.
+    bomb = gzip.compress(json.dumps([event(project, extra={'blob': 'y' * (11 * 1024 * 1024)})]).encode())
+    status, _h, _r = http.request('POST', '/api/v1/errors/batch', raw=bomb, headers={
+        'Content-Type': 'application/json', 'Content-Encoding': 'gzip', 'X-API-Key': project.key})
+    assert status == 413
+    # A stranger's key, or none, counts against nobody.
+    assert http.post('/api/v1/errors', {**big, 'api_key': 'pk_unknown'})[0] == 413
+    # One invalid event in a batch: rejected and counted; the others stored.
+    status, _h, body = http.post('/api/v1/errors/batch', [event(project), event(project, level='loud')])
+    assert status == 202 and [r['status'] for r in body['results']] == ['ok', 'rejected']
+    assert dropped(read_api, project, {'too_large': 2, 'invalid': 1}) == {'too_large': 2, 'invalid': 1}
+
+
 def test_revoked_key_and_unknown_routes(http, project, live_server):
     from proliferate import db
     from proliferate.models import ProjectKey
