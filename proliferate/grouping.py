@@ -173,10 +173,14 @@ def _detect_engine(lines):
             text = text.lstrip('| \t')
         if not text:
             continue
-        if text == _PY_HEADER or _parse_python_file_line(text) is not None:
+        # Each parser is asked only about lines that start like its frames: a miss would put
+        # the line into that parser's cache too and push out lines that recur.
+        if text.startswith('File "'):
+            python += _parse_python_file_line(text) is not None
+        elif text.startswith('at '):
+            v8 += _parse_v8_line(text) is not None
+        elif text == _PY_HEADER:
             python += 1
-        elif _parse_v8_line(text) is not None:
-            v8 += 1
         elif _parse_gecko_line(text) is not None:
             gecko += 1
     best = max(python, v8, gecko)
