@@ -256,7 +256,7 @@ class Digest:
         inserted = insert(cursor, ROWS['event'], rows)
         if inserted != len(rows):  # another process stored some of these event_ids
             raise LostRace(f'{len(rows) - inserted} of {len(rows)} events')
-        # The newest event of each issue (a MAX over the (issue, id) index), for the issue page.
+        # The newest event of each issue, for the issue page.
         issue_ids = [group['id'] for group in issues.values()]
         latest = {}
         for part in chunks(issue_ids):
@@ -391,7 +391,11 @@ SQL = {
                        'VALUES (?, ?, ?, ?)',
     'insert_outbox': 'INSERT INTO outbox (kind, project_id, issue_id, data, created_at) '
                      'VALUES (?, ?, ?, ?, ?)',
-    'latest_events': 'SELECT issue_id, MAX(id) FROM event WHERE issue_id IN ({list}) GROUP BY issue_id',
+    # One MAX per issue, as a correlated subquery: both databases answer it with one descent of
+    # the (issue_id, id) index. 'MAX(id) ... IN (...) GROUP BY issue_id' read every index entry
+    # of those issues instead: 65 ms a commit at 1,000,000 events, a third of ingest speed.
+    'latest_events': 'SELECT id, (SELECT MAX(event.id) FROM event WHERE event.issue_id = issue.id) '
+                     'FROM issue WHERE id IN ({list})',
     'user': _people_sql('issue_user', 'user_key', ('user_id', 'email')),
     'account': _people_sql('issue_account', 'account_id', ('name',)),
     'update_issue': f'UPDATE issue SET {_ISSUE_COUNTS} WHERE id = ?',  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
