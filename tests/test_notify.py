@@ -390,8 +390,12 @@ def test_digest_only_member_gets_a_daily_digest_in_an_immediate_org(cfg, service
     ingest(client, error(team))
     run(cfg, services)
     assert [m.to for m in inbox.take()] == [['dev@example.test']]
-    tomorrow_nine = (now() + datetime.timedelta(days=1)).replace(hour=9, minute=1)
-    digests(cfg, services, tomorrow_nine)
+    # The next 09:01 (the default digest hour): tomorrow's would skip the digest of today's
+    # 09:00, the one an event from before 09:00 belongs to.
+    next_nine = now().replace(hour=9, minute=1)
+    if next_nine <= now():
+        next_nine += datetime.timedelta(days=1)
+    digests(cfg, services, next_nine)
     [mail] = inbox.take()
     assert mail.to == ['calm@example.test']
     assert mail.subject.startswith('[Proliferate] Daily digest for Acme: 1 new')
