@@ -228,3 +228,11 @@ def test_tiny_run_against_both_servers_stores_every_acknowledged_event():
         assert server['peak_rss_bytes'] > 0 and server['bytes_per_event'] > 0
     assert {t['result'] for t in summary['targets']} <= {'PASS', 'FAIL', 'n/a'}
     assert any(t['result'] in ('PASS', 'FAIL') for t in summary['targets'])
+
+
+def test_pipeline_bench_runs_and_reports_a_figure(capsys):
+    import pipeline  # bench/pipeline.py
+
+    micros = pipeline.main(['--events', '50', '--repeat', '1'])
+    assert micros > 0
+    assert re.search(r'request-side pipeline: [\d.]+ us per event', capsys.readouterr().out)
