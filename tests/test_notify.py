@@ -165,6 +165,15 @@ def now():
     return db.utcnow()
 
 
+def well_inside_an_hour(margin=10):
+    """Hourly digests and the hourly cap follow the wall clock: a test that reads now() before
+    and after its events must not straddle the start of an hour."""
+    current = now()
+    left = 3600 - (current.minute * 60 + current.second + current.microsecond / 1e6)
+    if left < margin:
+        time.sleep(left + 0.2)
+
+
 def later(**delta):
     return now() + datetime.timedelta(**delta)
 
@@ -402,6 +411,7 @@ def test_digest_only_member_gets_a_daily_digest_in_an_immediate_org(cfg, service
 
 
 def test_hourly_digest(cfg, services, client, team, inbox, receiver):
+    well_inside_an_hour()
     configure(services, team.org_id, delivery_mode='digest_hourly')
     webhook(services, team.org_id, receiver.url(), secret='k')
     ingest(client, error(team, fn='one', user={'id': 'u1'}), error(team, fn='one', user={'id': 'u2'}))
@@ -456,6 +466,7 @@ def test_empty_digest_is_not_sent(cfg, services, team, inbox):
 # -- cap, retries -------------------------------------------------------------------------------
 
 def test_hourly_cap_folds_the_rest_into_one_summary(cfg, services, client, team, inbox, receiver):
+    well_inside_an_hour()
     configure(services, team.org_id, hourly_cap=2)
     webhook(services, team.org_id, receiver.url(), kind='slack')
     for name in ('a', 'b', 'c', 'd', 'e'):
