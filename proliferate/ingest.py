@@ -150,6 +150,13 @@ def key_in(head):
     return match.group(1).decode() if match else None
 
 
+def sender_key(raw, header_key):
+    """The key a refused event was sent with, read as normalize_event reads it: the event's own
+    api_key first, then the X-API-Key header."""
+    key = raw.get('api_key') if isinstance(raw, dict) else None
+    return key or header_key
+
+
 def read_body(req, limit):
     """The request body, gunzipped, at most limit bytes; 413 beyond it."""
     encoding = (req.get_header('Content-Encoding') or '').strip().lower()
@@ -331,12 +338,12 @@ class Ingest:
         try:
             return parse_json(req, limit)
         except BodyTooLarge as error:
-            self.count_refusal(req.get_header('X-API-Key') or key_in(error.head), 'too_large')
+            self.count_refusal(key_in(error.head) or req.get_header('X-API-Key'), 'too_large')
             raise
 
     def count_refusal(self, api_key, reason):
         """Count a refused event against its project, when its key is a good one."""
-        found = self.keys.lookup(api_key) if api_key else None
+        found, _problem = self.authenticate(api_key)
         if found:
             self.drops.add(found[0], reason)
 
@@ -371,8 +378,7 @@ class Errors(Ingest):
             api_key, timestamp, event = normalize_event(
                 payload, received_at=received_at, header_key=header_key)
         except ValidationError as error:
-            key = payload.get('api_key') if isinstance(payload, dict) else None
-            self.count_refusal(key or header_key, 'invalid')
+            self.count_refusal(sender_key(payload, header_key), 'invalid')
             raise falcon.HTTPBadRequest(description=str(error))
         found, problem = self.authenticate(api_key)
         if found is None:
@@ -420,8 +426,7 @@ class ErrorBatch(Ingest):
                     raw, received_at=received_at, header_key=header_key)
             except ValidationError as error:
                 result.update(status='rejected', reason=str(error))
-                key = raw.get('api_key') if isinstance(raw, dict) else None
-                self.count_refusal(key or header_key, 'invalid')
+                self.count_refusal(sender_key(raw, header_key), 'invalid')
                 continue
             found, problem = self.authenticate(api_key)
             if found is None:
