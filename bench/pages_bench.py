@@ -40,9 +40,9 @@ from proliferate.models import Membership  # noqa: E402
 from proliferate.models import Organization  # noqa: E402
 from proliferate.models import Project  # noqa: E402
 from proliferate.models import User  # noqa: E402
-from proliferate.normalize import normalize_event  # noqa: E402
-from proliferate.payload import encode_event  # noqa: E402
-from proliferate.writer import Writer  # noqa: E402
+from proliferate.ingest.normalize import normalize_event  # noqa: E402
+from proliferate.ingest.payload import encode_event  # noqa: E402
+from proliferate.ingest.writer import Writer  # noqa: E402
 
 TARGET_MS = 100
 DAYS = 30

@@ -24,7 +24,7 @@ import orjson  # noqa: E402
 import events  # noqa: E402
 from proliferate import ingest  # noqa: E402
 from proliferate.db import utcnow  # noqa: E402
-from proliferate.normalize import normalize_event  # noqa: E402
+from proliferate.ingest.normalize import normalize_event  # noqa: E402
 
 
 def process(bodies):

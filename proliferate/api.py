@@ -16,7 +16,7 @@ from proliferate.models import IssueActivity
 from proliferate.models import IssueTag
 from proliferate.models import IssueUser
 from proliferate.models import Project
-from proliferate.payload import decode_event
+from proliferate.ingest.payload import decode_event
 
 MAX_LIMIT = 100
 

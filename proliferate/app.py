@@ -12,14 +12,14 @@ import orjson
 from proliferate import api
 from proliferate import auth
 from proliferate import db
-from proliferate import ingest
+from proliferate.ingest import resources
 from proliferate import openapi
-from proliferate import pages
-from proliferate import pages_notifications
-from proliferate import pages_releases
-from proliferate import releases
+from proliferate.web import base
+from proliferate.sourcemaps import releases
+from proliferate.web import notifications as notification_pages
+from proliferate.web import releases as release_pages
 from proliferate.db import utcnow
-from proliferate.digest import DropCounter
+from proliferate.ingest.store import DropCounter
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +70,17 @@ class DatabaseInt(falcon.routing.IntConverter):
 def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=None,
                leader=None):
     drops = drops if drops is not None else DropCounter()
-    keys = keys or ingest.KeyCache(config.key_cache_seconds)
-    limiter = limiter or ingest.RateLimiter(config.rate_limit_per_minute)
+    keys = keys or resources.KeyCache(config.key_cache_seconds)
+    limiter = limiter or resources.RateLimiter(config.rate_limit_per_minute)
     app = falcon.App(middleware=[ReadConnection(), auth.CrossSiteGuard(config.base_url),
-                                 pages.SecurityHeaders()])
+                                 base.SecurityHeaders()])
     app.req_options.strip_url_path_trailing_slash = True
     app.router_options.converters['int'] = DatabaseInt
     app.set_error_serializer(serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
 
-    errors = ingest.Errors(writer, config, keys, limiter, drops, clock)
-    batch = ingest.ErrorBatch(writer, config, keys, limiter, drops, clock)
+    errors = resources.Errors(writer, config, keys, limiter, drops, clock)
+    batch = resources.ErrorBatch(writer, config, keys, limiter, drops, clock)
     # /v1/errors: the Python SDK 0.1.1+ posts to {endpoint}/v1/errors.
     for prefix in ('/api/v1', '/v1'):
         app.add_route(f'{prefix}/errors', errors)
@@ -101,11 +101,11 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
     app.add_route('/api/v1/sourcemaps', releases.SourceMaps(writer, clock))
     app.add_route('/api/v1/projects/{project_id:int}/releases', releases.ProjectReleases())
     # The issue browser; its errors are HTML pages, those of /api and ingest stay JSON.
-    templates = pages.add_routes(app, config, writer=writer, keys=keys, clock=clock)
-    pages_notifications.add_routes(app, templates, writer=writer, config=config, keys=keys,
+    templates = base.add_routes(app, config, writer=writer, keys=keys, clock=clock)
+    notification_pages.add_routes(app, templates, writer=writer, config=config, keys=keys,
                                    clock=clock)
-    pages_releases.add_routes(app, templates, writer=writer, config=config, keys=keys,
+    release_pages.add_routes(app, templates, writer=writer, config=config, keys=keys,
                               clock=clock)
-    app.set_error_serializer(pages.error_serializer(templates, serialize_error))
+    app.set_error_serializer(base.error_serializer(templates, serialize_error))
     app.add_static_route('/static', str(config.static_dir.resolve()))
     return app

@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError
 from argon2.exceptions import VerificationError
 
-from proliferate import urls
+from proliferate.web import urls
 from proliferate.db import utcnow
 from proliferate.models import ApiToken
 from proliferate.models import LoginAttempt

@@ -12,9 +12,9 @@ from proliferate import __version__
 from proliferate import auth
 from proliferate import backup
 from proliferate import db
-from proliferate import outbox
-from proliferate import scrub
-from proliferate import sourcemap_upload
+from proliferate.notifications import outbox
+from proliferate.ingest import scrub
+from proliferate.sourcemaps import upload_cli
 from proliferate.config import SETTINGS
 from proliferate.config import Config
 from proliferate.models import ApiToken
@@ -23,7 +23,7 @@ from proliferate.models import Organization
 from proliferate.models import Project
 from proliferate.models import ProjectKey
 from proliferate.models import Session
-from proliferate.pages import MIN_PASSWORD
+from proliferate.web.base import MIN_PASSWORD
 from proliferate.models import User
 
 
@@ -307,10 +307,10 @@ def cmd_token_revoke(args):
 def cmd_sourcemaps_upload(args, config):
     """A client command: it talks to a server over HTTP and opens no database."""
     try:
-        failures = sourcemap_upload.upload(
+        failures = upload_cli.upload(
             args.directory, release=args.release, url_prefix=args.url_prefix,
             server=args.server or config.server_url, token=args.token or config.upload_token)
-    except sourcemap_upload.UploadError as error:
+    except upload_cli.UploadError as error:
         print(f'proliferate: {error}', file=sys.stderr)
         return 1
     return 1 if failures else 0

@@ -11,13 +11,13 @@ import waitress
 
 from proliferate import db
 from proliferate.app import create_app
-from proliferate.digest import Digest
-from proliferate.releases import MAX_UPLOAD_BODY
-from proliferate.digest import DropCounter
+from proliferate.ingest.store import Digest
+from proliferate.sourcemaps.releases import MAX_UPLOAD_BODY
+from proliferate.ingest.store import DropCounter
 from proliferate.leader import Leader
 from proliferate.leader import lock_for
-from proliferate.resolver import Resolver
-from proliferate.writer import Writer
+from proliferate.sourcemaps.resolver import Resolver
+from proliferate.ingest.writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def limit_malloc_arenas(arenas=2):
 
 
 def serve(config, *, on_ready=None):
-    from proliferate.scheduler import build_scheduler
+    from proliferate.jobs import build_scheduler
 
     limit_malloc_arenas()
     writer, drops, _digest = build_services(config)

@@ -11,12 +11,12 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from proliferate import grouping
-from proliferate.grouping import compute_fingerprint
-from proliferate.grouping import get_culprit
-from proliferate.grouping import get_title
-from proliferate.grouping import normalize_message
-from proliferate.grouping import parse_stack
+from proliferate.ingest import grouping
+from proliferate.ingest.grouping import compute_fingerprint
+from proliferate.ingest.grouping import get_culprit
+from proliferate.ingest.grouping import get_title
+from proliferate.ingest.grouping import normalize_message
+from proliferate.ingest.grouping import parse_stack
 
 STACKS = pathlib.Path(__file__).parent / 'data' / 'stacks'
 EXPECTED = json.loads((STACKS / 'expected.json').read_text())

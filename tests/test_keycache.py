@@ -3,7 +3,7 @@
 import threading
 
 from proliferate import db
-from proliferate.ingest import KeyCache
+from proliferate.ingest.resources import KeyCache
 from proliferate.models import ProjectKey
 
 

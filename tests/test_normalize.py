@@ -4,10 +4,10 @@ import datetime
 
 import pytest
 
-from proliferate.normalize import ValidationError
-from proliferate.normalize import bound_json
-from proliferate.normalize import normalize_event
-from proliferate.normalize import parse_timestamp
+from proliferate.ingest.normalize import ValidationError
+from proliferate.ingest.normalize import bound_json
+from proliferate.ingest.normalize import normalize_event
+from proliferate.ingest.normalize import parse_timestamp
 
 NOW = datetime.datetime(2025, 1, 15, 12, 0, 0)
 
@@ -134,8 +134,8 @@ def test_stored_payload_round_trips_and_reads_older_rows():
 
     import orjson
 
-    from proliferate.payload import decode_event
-    from proliferate.payload import encode_event
+    from proliferate.ingest.payload import decode_event
+    from proliferate.ingest.payload import encode_event
     event = normalize_event(base(user_agent='Mozilla/5.0 (X11; Linux x86_64)'), received_at=NOW)[2]
     stored = encode_event(event)
     assert stored[0] == 1 and len(stored) < len(orjson.dumps(event))

@@ -26,18 +26,18 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from conftest import make_project
-from proliferate import alerts
+from proliferate.notifications import rules
 from proliferate import api
 from proliferate import auth
 from proliferate import db
 from proliferate import jobs
-from proliferate import notify
-from proliferate import outbox
+from proliferate.notifications import send
+from proliferate.notifications import outbox
 from proliferate.models import Delivery
 from proliferate.models import Issue
 from proliferate.models import Organization
 from proliferate.models import Outbox
-from proliferate.scheduler import build_scheduler
+from proliferate.jobs import build_scheduler
 
 BASE_URL = 'https://errors.example.test'
 STACK = "{type}: {message}\n    at {fn} (app.js:42:15)\n    at handleClick (app.js:120:5)"
@@ -421,7 +421,7 @@ def test_hourly_digest(cfg, services, client, team, inbox, receiver):
 
     # Not before the next hour starts.
     assert digests(cfg, services, now()).get('digests', 0) == 0
-    next_hour = alerts.hour_start(now()) + datetime.timedelta(hours=1, minutes=2)
+    next_hour = rules.hour_start(now()) + datetime.timedelta(hours=1, minutes=2)
     assert digests(cfg, services, next_hour)['digests'] == 2
     [mail] = inbox.take()
     assert mail.subject.startswith('[Proliferate] Hourly digest for Acme: 2 new, 3 events in 2 issues')
@@ -478,7 +478,7 @@ def test_hourly_cap_folds_the_rest_into_one_summary(cfg, services, client, team,
 
     # Nothing more this hour; the summary goes out at the next hour.
     assert run(cfg, services)['sent'] == 0
-    next_hour = alerts.hour_start(now()) + datetime.timedelta(hours=1)
+    next_hour = rules.hour_start(now()) + datetime.timedelta(hours=1)
     stats = run(cfg, services, at=next_hour)
     assert stats['summaries'] == 2 and stats['sent'] == 2
     [mail] = inbox.take()
@@ -531,13 +531,13 @@ def test_webhook_failures_retry_then_give_up(cfg, services, client, team, receiv
 
     receiver.status = 200
     at = t0
-    for attempt in range(2, alerts.MAX_ATTEMPTS + 1):
-        at += datetime.timedelta(seconds=alerts.retry_delay(attempt - 1))
+    for attempt in range(2, rules.MAX_ATTEMPTS + 1):
+        at += datetime.timedelta(seconds=rules.retry_delay(attempt - 1))
         run(cfg, services, at=at)
     rows = {r.target: r for r in deliveries(channel='webhook')}
     assert (rows[flaky.url].status, rows[flaky.url].attempts) == ('sent', 2)
     down = rows[f'http://127.0.0.1:{gone_port}/down']
-    assert (down.status, down.attempts, down.next_attempt_at) == ('failed', alerts.MAX_ATTEMPTS, None)
+    assert (down.status, down.attempts, down.next_attempt_at) == ('failed', rules.MAX_ATTEMPTS, None)
     assert len(receiver.requests) == 2  # the 503 and the success
 
 
@@ -595,15 +595,15 @@ def test_smtp_starttls_with_login(cfg, certificate):
     try:
         tls = dataclasses.replace(cfg, smtp_port=controller.port, smtp_starttls=True,
                                   smtp_username='alerts', smtp_password='pa55')
-        with notify.SmtpSender(tls, ssl_context=certificate.client) as sender:
+        with send.SmtpSender(tls, ssl_context=certificate.client) as sender:
             sender.send('dev@example.test', 'over STARTTLS', 'hello', '<p>hello</p>')
         wrong = dataclasses.replace(tls, smtp_password='nope')
-        with pytest.raises(notify.SendError) as refused:
-            notify.SmtpSender(wrong, ssl_context=certificate.client).connect()
+        with pytest.raises(send.SendError) as refused:
+            send.SmtpSender(wrong, ssl_context=certificate.client).connect()
         # Without STARTTLS this server refuses the mail: the flag matters.
         plain = dataclasses.replace(cfg, smtp_port=controller.port)
-        with pytest.raises(notify.SendError):
-            with notify.SmtpSender(plain) as sender:
+        with pytest.raises(send.SendError):
+            with send.SmtpSender(plain) as sender:
                 sender.send('dev@example.test', 'in clear', 'hello')
     finally:
         controller.stop()
@@ -619,11 +619,11 @@ def test_smtp_over_ssl(cfg, certificate):
     try:
         smtps = dataclasses.replace(cfg, smtp_port=controller.port, smtp_ssl=True,
                                     smtp_username='alerts', smtp_password='pa55')
-        with notify.SmtpSender(smtps, ssl_context=certificate.client) as sender:
+        with send.SmtpSender(smtps, ssl_context=certificate.client) as sender:
             sender.send('dev@example.test', 'over SMTPS', 'hello')
         # The default context checks the certificate: a self-signed one is refused.
-        with pytest.raises(notify.SendError) as untrusted:
-            notify.SmtpSender(smtps).connect()
+        with pytest.raises(send.SendError) as untrusted:
+            send.SmtpSender(smtps).connect()
     finally:
         controller.stop()
     assert [m.subject for m in inbox.messages] == ['over SMTPS']
@@ -633,11 +633,11 @@ def test_smtp_over_ssl(cfg, certificate):
 
 def test_webhook_urls_must_be_http():
     for url in ('file:///etc/passwd', 'ftp://x/y', 'http://', 'javascript:alert(1)', 'http://a b/'):
-        assert notify.check_webhook_url(url), url
-        with pytest.raises(notify.SendError) as refused:
-            notify.post_webhook(url, b'{}', {})
+        assert send.check_webhook_url(url), url
+        with pytest.raises(send.SendError) as refused:
+            send.post_webhook(url, b'{}', {})
         assert refused.value.permanent
-    assert notify.check_webhook_url('https://hooks.slack.com/services/T/B/x') == ''
+    assert send.check_webhook_url('https://hooks.slack.com/services/T/B/x') == ''
 
 
 # -- the scheduler, the test command ----------------------------------------------------------------

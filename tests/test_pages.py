@@ -23,8 +23,8 @@ from pageclient import make_user
 from pageclient import send
 from proliferate import auth
 from proliferate import db
-from proliferate import templating
-from proliferate import urls
+from proliferate.web import templating
+from proliferate.web import urls
 from proliferate.models import ApiToken
 from proliferate.models import DroppedCount
 from proliferate.models import Event
@@ -34,7 +34,7 @@ from proliferate.models import IssueActivity
 from proliferate.models import Membership
 from proliferate.models import Project
 from proliferate.models import ProjectKey
-from proliferate.payload import encode_event
+from proliferate.ingest.payload import encode_event
 
 HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(2)>"\'&'
 
@@ -443,15 +443,15 @@ def test_issues_with_many_people_rank_those_of_their_newest_events(client, brows
                                                                      monkeypatch):
     """Past RANK_LIMIT users an issue's page ranks the users of its newest events (by their
     counts) instead of reading every user row."""
-    from proliferate import pages_issues
+    from proliferate.web import issues
     issue, _rows, _ids = seed_detail(client, web)
     send(client, event(web.key, user={'id': 'u3'}, exception={
         'type': 'TypeError', 'message': "Cannot read properties of undefined (reading 'id')",
         'stack': 'TypeError: x\n    at renderInvoice (https://app.example/static/app.min.js:1:1)\n'
                  '    at Array.map (<anonymous>)\n'
                  '    at InvoiceList (https://app.example/static/app.min.js:1:2)'}))
-    monkeypatch.setattr(pages_issues, 'RANK_LIMIT', 2)
-    monkeypatch.setattr(pages_issues, 'RECENT_SIDE', 2)  # the newest two: u3, then u1
+    monkeypatch.setattr(issues, 'RANK_LIMIT', 2)
+    monkeypatch.setattr(issues, 'RECENT_SIDE', 2)  # the newest two: u3, then u1
     page = browser.get(f'/issues/{issue.id}').text
     assert 'Most affected among the latest 2 events:' in page
     side = page[page.index('<h3>Users'):page.index('<h3>Accounts')]

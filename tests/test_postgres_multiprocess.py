@@ -557,7 +557,7 @@ def test_a_release_created_by_two_sessions_at_once_is_one_release(config):
     row instead of failing the upload. On SQLite the second writer waits for the write lock and
     finds the row at once."""
     from proliferate.models import Release  # noqa: PLC0415
-    from proliferate.releases import ensure_release  # noqa: PLC0415
+    from proliferate.sourcemaps.releases import ensure_release  # noqa: PLC0415
 
     db.open_database(config.database_url)
     db.migrate()

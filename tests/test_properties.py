@@ -12,12 +12,12 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from proliferate import grouping
-from proliferate import normalize
-from proliferate import scrub
-from proliferate.normalize import ValidationError
-from proliferate.normalize import normalize_event
-from proliferate.payload import encode_event
+from proliferate.ingest import grouping
+from proliferate.ingest import normalize
+from proliferate.ingest import scrub
+from proliferate.ingest.normalize import ValidationError
+from proliferate.ingest.normalize import normalize_event
+from proliferate.ingest.payload import encode_event
 
 RECEIVED = datetime.datetime(2025, 1, 15, 10, 30)
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -13,9 +13,9 @@ from sourcemap_helpers import source_line
 from sourcemap_helpers import stacks
 from sourcemap_helpers import upload_map
 
-from proliferate.grouping import parse_stack
-from proliferate.sourcemaps import parse_sourcemap
-from proliferate.sourcemaps import resolve_frames
+from proliferate.ingest.grouping import parse_stack
+from proliferate.sourcemaps.decode import parse_sourcemap
+from proliferate.sourcemaps.decode import resolve_frames
 
 PYTHON_STACK = '''Traceback (most recent call last):
   File "/srv/shop/app.py", line 12, in checkout

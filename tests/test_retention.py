@@ -14,14 +14,14 @@ from proliferate import db
 from proliferate import jobs
 from proliferate import retention
 from proliferate.config import Config
-from proliferate.ingest import prepare
+from proliferate.ingest.resources import prepare
 from proliferate.models import Event
 from proliferate.models import Issue
 from proliferate.models import IssueHourly
 from proliferate.models import IssueUser
 from proliferate.models import Project
-from proliferate.normalize import normalize_event
-from proliferate.scheduler import build_scheduler
+from proliferate.ingest.normalize import normalize_event
+from proliferate.jobs import build_scheduler
 from proliferate.server import build_services
 
 NOW = datetime.datetime(2025, 6, 1, 12, 0)

@@ -13,7 +13,7 @@ from conftest import make_project
 from conftest import make_token
 from proliferate import db
 from proliferate.models import Event
-from proliferate.payload import decode_event
+from proliferate.ingest.payload import decode_event
 
 ROOT = Path(__file__).resolve().parent.parent
 CARD = '4111 1111 1111 1111'

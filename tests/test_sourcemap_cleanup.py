@@ -15,8 +15,8 @@ from proliferate.config import Config
 from proliferate.models import Release
 from proliferate.models import SourceMap
 from proliferate.models import SourceMapCount
-from proliferate.resolver import Resolver
-from proliferate.scheduler import build_scheduler
+from proliferate.sourcemaps.resolver import Resolver
+from proliferate.jobs import build_scheduler
 
 NOW = datetime.datetime(2026, 6, 1, 12, 0, 0)
 
@@ -58,7 +58,7 @@ def test_old_maps_go_newest_releases_stay(config, services, caplog):
     admin_versions = add_releases(admin, [120] + [30 - i for i in range(11)])
     cfg = config_for(config, sourcemap_retention_days=90, sourcemap_keep_releases=10)
 
-    with caplog.at_level(logging.INFO, logger='proliferate.releases'):
+    with caplog.at_level(logging.INFO, logger='proliferate.sourcemaps.releases'):
         removed = jobs.cleanup_sourcemaps(cfg, writer=services.writer, clock=lambda: NOW)
 
     gone = {version for _project, version, _count, _size in removed}

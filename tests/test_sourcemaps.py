@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from proliferate import sourcemaps
-from proliferate.grouping import parse_stack
-from proliferate.sourcemaps import InvalidSourceMap
-from proliferate.sourcemaps import MapCache
-from proliferate.sourcemaps import match_map
-from proliferate.sourcemaps import parse_sourcemap
-from proliferate.sourcemaps import resolve_frames
+from proliferate.sourcemaps import decode
+from proliferate.ingest.grouping import parse_stack
+from proliferate.sourcemaps.decode import InvalidSourceMap
+from proliferate.sourcemaps.decode import MapCache
+from proliferate.sourcemaps.decode import match_map
+from proliferate.sourcemaps.decode import parse_sourcemap
+from proliferate.sourcemaps.decode import resolve_frames
 
 DATA = Path(__file__).parent / 'data' / 'sourcemaps'
 SRC = DATA / 'src'
@@ -302,11 +302,11 @@ def test_long_context_lines_are_cut_around_the_column():
     pre, line, post = index.context(cart, 4, 1001)
     assert pre == lines[:3] and post == lines[4:9]
     assert 'boom()' in line
-    assert len(line) == sourcemaps.MAX_CONTEXT_LINE + 2
+    assert len(line) == decode.MAX_CONTEXT_LINE + 2
     assert line.startswith('\u2026') and line.endswith('\u2026')
     # a line's neighbours are cut too, from their start
     _, _, post = index.context(cart, 3, 1)
-    assert post[0] == 'x' * sourcemaps.MAX_CONTEXT_LINE + '\u2026'
+    assert post[0] == 'x' * decode.MAX_CONTEXT_LINE + '\u2026'
     # past the end of the source: no context
     assert index.context(cart, len(lines) + 10, 1) == ([], None, [])
 

@@ -5,9 +5,9 @@ import threading
 import pytest
 
 from proliferate import db
-from proliferate.writer import QueueFull
-from proliferate.writer import Writer
-from proliferate.writer import WriterStopped
+from proliferate.ingest.writer import QueueFull
+from proliferate.ingest.writer import Writer
+from proliferate.ingest.writer import WriterStopped
 
 
 @pytest.fixture

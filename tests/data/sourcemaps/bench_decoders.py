@@ -50,9 +50,9 @@ def make(lib, map_path):
             return t and (t.src, t.src_line, t.src_col, t.name)
     elif lib == 'proliferate':
         # our wrapper: orjson shape/version check + symbolic parse
-        from proliferate import sourcemaps
+        from proliferate.sourcemaps import decode
         data = Path(map_path).read_bytes()
-        parse = lambda: sourcemaps.parse_sourcemap(data)
+        parse = lambda: decode.parse_sourcemap(data)
         def look(m, line, col):
             p = m.lookup(line + 1, col + 1)
             return p and (p.source, p.lineno - 1, p.colno - 1, p.name)

@@ -21,14 +21,14 @@ import uuid
 from pathlib import Path
 
 from proliferate import db
-from proliferate.digest import Digest
-from proliferate.ingest import prepare
+from proliferate.ingest.store import Digest
+from proliferate.ingest.resources import prepare
 from proliferate.models import Organization
 from proliferate.models import Project
 from proliferate.models import Release
 from proliferate.models import SourceMap
-from proliferate.normalize import normalize_event
-from proliferate.resolver import Resolver
+from proliferate.ingest.normalize import normalize_event
+from proliferate.sourcemaps.resolver import Resolver
 
 HERE = Path(__file__).resolve().parent
 BATCH = 100

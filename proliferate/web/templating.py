@@ -17,8 +17,7 @@ from jinja2 import select_autoescape
 from markupsafe import Markup
 
 from proliferate import __version__
-from proliferate import urls
-
+from proliferate.web import urls
 # The header navigation of an organization: (label, function of the organization's slug -> URL).
 # A new section adds one row here; a page marks its row with {% set section = 'Label' %}.
 NAV = [

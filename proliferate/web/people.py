@@ -11,19 +11,19 @@ import secrets
 import falcon
 
 from proliferate import auth
-from proliferate import urls
+from proliferate.web import urls
 from proliferate.models import ApiToken
 from proliferate.models import Invite
 from proliferate.models import Membership
 from proliferate.models import Organization
 from proliferate.models import User
-from proliferate.pages import MANAGERS
-from proliferate.pages import ROLES
-from proliferate.pages import FormError
-from proliferate.pages import Page
-from proliferate.pages import base_url
-from proliferate.pages import check_email
-from proliferate.pages import check_password
+from proliferate.web.base import MANAGERS
+from proliferate.web.base import ROLES
+from proliferate.web.base import FormError
+from proliferate.web.base import Page
+from proliferate.web.base import base_url
+from proliferate.web.base import check_email
+from proliferate.web.base import check_password
 
 INVITE_LIFETIME = datetime.timedelta(days=7)
 

@@ -2,8 +2,8 @@
 security headers, error pages), first-run setup, login and logout, and the route table.
 
 Pages read; every write goes through writer.call so that only the writer thread writes. The
-issue pages live in pages_issues.py, the project pages in pages_projects.py, members, invites,
-tokens and the account in pages_people.py.
+issue pages live in issues.py, the project pages in projects.py, members, invites,
+tokens and the account in people.py.
 """
 
 import re
@@ -11,8 +11,8 @@ import re
 import falcon
 
 from proliferate import auth
-from proliferate import templating
-from proliferate import urls
+from proliferate.web import templating
+from proliferate.web import urls
 from proliferate.db import utcnow
 from proliferate.models import Membership
 from proliferate.models import Organization
@@ -248,7 +248,7 @@ class Setup(Page):
 def create_first_admin(values, password_hash, *, ip, user_agent, now):
     """Runs on the writer: the first user (owner, site admin), organization, project and ingest
     key -> (project id, session cookie). Refuses when a user exists (two setups racing)."""
-    from proliferate.pages_projects import unique_slug
+    from proliferate.web.projects import unique_slug
 
     if User.select().exists():
         raise FormError('Setup is already done; sign in instead.')
@@ -345,10 +345,9 @@ class Favicon:
 
 def add_routes(app, config, *, writer, keys, clock=utcnow):
     """Wire every page into app; returns the templates environment (for the error pages)."""
-    from proliferate import pages_issues
-    from proliferate import pages_people
-    from proliferate import pages_projects
-
+    from proliferate.web import issues
+    from proliferate.web import people
+    from proliferate.web import projects
     templates = templating.make_environment(config.templates_dir)
     deps = {'writer': writer, 'config': config, 'keys': keys, 'clock': clock}
     r = urls.ROUTES
@@ -358,11 +357,11 @@ def add_routes(app, config, *, writer, keys, clock=utcnow):
     app.add_route(r['logout'], Logout(templates, **deps))
     app.add_route('/favicon.ico', Favicon(config.static_dir))
 
-    issues = pages_issues.Issues(templates, **deps)
-    app.add_route(r['org_issues'], issues, suffix='org')
-    app.add_route(r['project_issues'], issues, suffix='project')
-    app.add_route(r['issues_bulk'], issues, suffix='bulk')
-    issue = pages_issues.Issue(templates, **deps)
+    issue_list = issues.Issues(templates, **deps)
+    app.add_route(r['org_issues'], issue_list, suffix='org')
+    app.add_route(r['project_issues'], issue_list, suffix='project')
+    app.add_route(r['issues_bulk'], issue_list, suffix='bulk')
+    issue = issues.Issue(templates, **deps)
     app.add_route(r['issue'], issue)
     app.add_route(r['issue_status'], issue, suffix='status')
     app.add_route(r['issue_events'], issue, suffix='events')
@@ -371,6 +370,6 @@ def add_routes(app, config, *, writer, keys, clock=utcnow):
     app.add_route(r['issue_users'], issue, suffix='users')
     app.add_route(r['issue_accounts'], issue, suffix='accounts')
 
-    pages_projects.add_routes(app, templates, deps)
-    pages_people.add_routes(app, templates, deps)
+    projects.add_routes(app, templates, deps)
+    people.add_routes(app, templates, deps)
     return templates

@@ -12,13 +12,13 @@ import time
 import peewee
 from peewee import EXCLUDED
 
-from proliferate import ingest
+from proliferate.ingest import resources
 from proliferate.db import database
 from proliferate.models import Release
 from proliferate.models import SourceMap
 from proliferate.models import SourceMapCount
-from proliferate.sourcemaps import MapCache
-from proliferate.sourcemaps import resolve_frames
+from proliferate.sourcemaps.decode import MapCache
+from proliferate.sourcemaps.decode import resolve_frames
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class Resolver:
         frames, stats = self.resolve_stack(item['frames'], maps, maps_key)
         item['event']['frames'] = frames
         item['frames'] = grouping_frames(frames)
-        ingest.regroup(item)
+        resources.regroup(item)
         for url, count in stats['maps_used'].items():
             used[maps[url][0]] += count
         if stats['resolved']:

@@ -1,6 +1,6 @@
 """Sending notifications (issue 5): email over SMTP (STARTTLS, SSL, login) and webhooks (generic
 JSON signed with HMAC-SHA256, and Slack), the email templates, and the delivery rows that carry a
-message to each target. No decisions (alerts.py) and no planning (outbox.py)."""
+message to each target. No decisions (rules.py) and no planning (outbox.py)."""
 
 import email.message
 import email.utils
@@ -24,8 +24,7 @@ from jinja2 import StrictUndefined
 from jinja2 import select_autoescape
 
 from proliferate import __version__
-from proliferate import alerts
-
+from proliferate.notifications import rules
 log = logging.getLogger(__name__)
 
 TIMEOUT = 10  # seconds per SMTP or HTTP operation: a dead server costs a run at most this
@@ -51,7 +50,7 @@ def describe(error):
         text = f'{error.smtp_code} {detail}'
     elif isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError):
         text = str(error.reason)
-    return alerts.trim(f'{type(error).__name__}: {text}', 500)
+    return rules.trim(f'{type(error).__name__}: {text}', 500)
 
 
 def build_email(config, to, subject, text, html):
@@ -190,7 +189,7 @@ def post_webhook(url, body, headers, timeout=TIMEOUT):
             response.read(65536)
             return response.status
     except urllib.error.HTTPError as error:
-        snippet = alerts.trim(error.read(300).decode('utf-8', 'replace'), 200)
+        snippet = rules.trim(error.read(300).decode('utf-8', 'replace'), 200)
         code = error.code
         # 4xx (bad URL, revoked Slack hook) will not heal by itself; 408/425/429 and 5xx may.
         permanent = 300 <= code < 500 and code not in (408, 425, 429)
@@ -201,7 +200,7 @@ def post_webhook(url, body, headers, timeout=TIMEOUT):
 
 
 def webhook_body(kind, message):
-    data = alerts.slack_payload(message) if kind == 'slack' else message['payload']
+    data = rules.slack_payload(message) if kind == 'slack' else message['payload']
     return orjson.dumps(data)
 
 
@@ -223,7 +222,7 @@ def email_environment(templates_dir):
 
 def render_email(config, message):
     env = email_environment(config.templates_dir)
-    context = {'m': message, 'site_url': site_url(config), 'trigger_names': alerts.TRIGGER_NAMES}
+    context = {'m': message, 'site_url': site_url(config), 'trigger_names': rules.TRIGGER_NAMES}
     text = env.get_template(f'email/{message["kind"]}.txt').render(context)
     html = env.get_template(f'email/{message["kind"]}.html').render(context)
     return text, html

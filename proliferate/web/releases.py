@@ -6,11 +6,11 @@ import falcon
 from peewee import fn
 
 from proliferate import auth
-from proliferate import releases
+from proliferate.sourcemaps import releases
 from proliferate.models import Issue
 from proliferate.models import Release
 from proliferate.models import SourceMap
-from proliferate.pages import Page
+from proliferate.web.base import Page
 
 # Route templates; urls.project_releases builds the first (for the project tabs), release() below
 # the second.

@@ -8,18 +8,18 @@ import falcon
 from peewee import JOIN
 from peewee import fn
 
-from proliferate import alerts
+from proliferate.notifications import rules
 from proliferate import auth
-from proliferate import notify
-from proliferate import outbox
-from proliferate import urls
+from proliferate.notifications import send
+from proliferate.notifications import outbox
+from proliferate.web import urls
 from proliferate.models import Delivery
 from proliferate.models import Issue
 from proliferate.models import NotificationPreference
 from proliferate.models import NotificationSettings
 from proliferate.models import Webhook
-from proliferate.pages import MANAGERS
-from proliferate.pages import Page
+from proliferate.web.base import MANAGERS
+from proliferate.web.base import Page
 
 ROUTES = {
     'notifications': '/orgs/{org_slug}/notifications',
@@ -62,9 +62,9 @@ class NotificationPages(Page):
              values=None, test_report=None, new_secret=None):
         can_manage = membership.role in MANAGERS
         row = NotificationSettings.get_or_none(NotificationSettings.organization == org.id)
-        prefs = alerts.Prefs.from_row(row)
+        prefs = rules.Prefs.from_row(row)
         form = dict(values or {})
-        for field in alerts.Prefs.__dataclass_fields__:
+        for field in rules.Prefs.__dataclass_fields__:
             if field not in form:
                 value = getattr(prefs, field)
                 form[field] = ', '.join(value) if field == 'environments' else value
@@ -81,19 +81,19 @@ class NotificationPages(Page):
                     can_manage=can_manage, form=form, error=error,
                     choice=choice, members=members, hooks=hooks, done=done,
                     test_report=test_report, new_secret=new_secret, mask=mask,
-                    email_enabled=notify.email_enabled(self.config), config=self.config,
-                    modes=alerts.MODE_NAMES, levels=alerts.LEVELS, weekdays=alerts.WEEKDAYS,
-                    triggers=alerts.TRIGGER_NAMES, last_digest_at=prefs.last_digest_at,
+                    email_enabled=send.email_enabled(self.config), config=self.config,
+                    modes=rules.MODE_NAMES, levels=rules.LEVELS, weekdays=rules.WEEKDAYS,
+                    triggers=rules.TRIGGER_NAMES, last_digest_at=prefs.last_digest_at,
                     page=PAGE_URLS)
 
     @falcon.before(auth.require_login)
     def on_post(self, req, resp, org_slug):
         org, membership = self.org_for(req, org_slug, roles=MANAGERS)
         form = self.form(req)
-        values, errors = alerts.parse_form(form)
+        values, errors = rules.parse_form(form)
         if errors:
-            raw = {name: form.get(name) for name in alerts.Prefs.__dataclass_fields__}
-            raw.update({'trigger_' + t: values['trigger_' + t] for t in alerts.TRIGGERS})
+            raw = {name: form.get(name) for name in rules.Prefs.__dataclass_fields__}
+            raw.update({'trigger_' + t: values['trigger_' + t] for t in rules.TRIGGERS})
             self.show(req, resp, org, membership, status=falcon.HTTP_400,
                       error=' '.join(errors), values=raw)
             return
@@ -105,7 +105,7 @@ class NotificationPages(Page):
     def on_post_me(self, req, resp, org_slug):
         _org, membership = self.org_for(req, org_slug)
         choice = self.form(req).get('email')
-        if choice not in alerts.EMAIL_CHOICES:
+        if choice not in rules.EMAIL_CHOICES:
             raise falcon.HTTPBadRequest(description='email: on, digest or off')
         now = self.clock()
         self.call(lambda: outbox.set_email_choice(membership.id, choice, now))
@@ -182,7 +182,7 @@ class NotificationPages(Page):
                       .group_by(Delivery.status).tuples())
         self.render(req, resp, 'deliveries.html', org=org,
                     rows=rows[:PAGE_SIZE], shown=status, statuses=STATUSES, counts=counts,
-                    older=older, page=PAGE_URLS, triggers=alerts.TRIGGER_NAMES)
+                    older=older, page=PAGE_URLS, triggers=rules.TRIGGER_NAMES)
 
 
 PAGE_URLS = {

@@ -11,8 +11,7 @@ import zlib
 
 import orjson
 
-from proliferate import grouping
-
+from proliferate.ingest import grouping
 COMPRESSION_LEVEL = 6
 
 # Version 1. Never change a published version: add a new one (stored rows name theirs).

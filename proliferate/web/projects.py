@@ -12,16 +12,16 @@ import falcon
 from peewee import fn
 
 from proliferate import auth
-from proliferate import urls
+from proliferate.web import urls
 from proliferate.models import DroppedCount
 from proliferate.models import Event
 from proliferate.models import Issue
 from proliferate.models import Project
 from proliferate.models import ProjectKey
-from proliferate.pages import MANAGERS
-from proliferate.pages import FormError
-from proliferate.pages import Page
-from proliferate.pages import base_url
+from proliferate.web.base import MANAGERS
+from proliferate.web.base import FormError
+from proliferate.web.base import Page
+from proliferate.web.base import base_url
 
 # Deleting a project removes its events in slices, each its own writer transaction, so ingest for
 # other projects keeps flowing while a big project goes.

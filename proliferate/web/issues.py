@@ -14,10 +14,10 @@ from peewee import fn
 
 from proliferate import api
 from proliferate import auth
-from proliferate import charts
+from proliferate.web import charts
 from proliferate import db
 from proliferate import search
-from proliferate import urls
+from proliferate.web import urls
 from proliferate.models import Event
 from proliferate.models import Issue as IssueRow
 from proliferate.models import IssueAccount
@@ -27,10 +27,10 @@ from proliferate.models import IssueTag
 from proliferate.models import IssueUser
 from proliferate.models import Project
 from proliferate.models import User
-from proliferate.pages import Page
-from proliferate.payload import decode_event
-from proliferate.payload import decode_json
-from proliferate.useragent import parse_user_agent
+from proliferate.web.base import Page
+from proliferate.ingest.payload import decode_event
+from proliferate.ingest.payload import decode_json
+from proliferate.ingest.useragent import parse_user_agent
 
 PAGE_SIZE = 25
 EVENTS_PAGE = 25

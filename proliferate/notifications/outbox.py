@@ -1,7 +1,7 @@
 """From the outbox to the delivery log (issue 5): spike and account-threshold detection, alerts
 (cooldown, hourly cap, summaries), digests, retries of failed deliveries, the test message and the
-settings writes. It reads beside ingestion and hands every write to the writer; alerts.py decides,
-notify.py sends."""
+settings writes. It reads beside ingestion and hands every write to the writer; rules.py decides,
+send.py sends."""
 
 import collections
 import contextlib
@@ -13,9 +13,9 @@ from peewee import EXCLUDED
 from peewee import JOIN
 from peewee import fn
 
-from proliferate import alerts
-from proliferate import notify
-from proliferate import payload
+from proliferate.notifications import rules
+from proliferate.notifications import send
+from proliferate.ingest import payload
 from proliferate.db import database
 from proliferate.db import utcnow
 from proliferate.models import Delivery
@@ -78,8 +78,8 @@ def chunks(values, size=CHUNK):
 
 def load_prefs(org_ids):
     rows = NotificationSettings.select().where(NotificationSettings.organization.in_(list(org_ids)))
-    found = {row.organization_id: alerts.Prefs.from_row(row) for row in rows}
-    return {org_id: found.get(org_id, alerts.Prefs()) for org_id in org_ids}
+    found = {row.organization_id: rules.Prefs.from_row(row) for row in rows}
+    return {org_id: found.get(org_id, rules.Prefs()) for org_id in org_ids}
 
 
 def members(org_id):
@@ -165,12 +165,12 @@ def detect_triggers(now, *, limit=DETECT_BATCH):
             # One spike row per cooldown (at least per window): a spike that lasts an hour is
             # one spike, not one per run.
             quiet = max(org_prefs.cooldown_minutes, org_prefs.spike_minutes)
-            if alerts.in_cooldown(recent.get(issue.id), now, quiet):
+            if rules.in_cooldown(recent.get(issue.id), now, quiet):
                 continue
             # The N-th newest event of the issue, through the (issue, id) index: N rows at most.
             nth = (Event.select(Event.received_at).where(Event.issue == issue.id)
                    .order_by(Event.id.desc()).offset(org_prefs.spike_events - 1).limit(1).scalar())
-            if alerts.is_spike(nth, touched[issue.id], now, org_prefs.spike_minutes):
+            if rules.is_spike(nth, touched[issue.id], now, org_prefs.spike_minutes):
                 rows.append(outbox_row('spike', issue, now, events=org_prefs.spike_events,
                                        minutes=org_prefs.spike_minutes))
     if account_candidates:
@@ -182,7 +182,7 @@ def detect_triggers(now, *, limit=DETECT_BATCH):
             for issue_id, data in query.tuples():
                 alerted[issue_id].add(orjson.loads(data).get('threshold'))
         for issue, org_prefs in account_candidates:
-            if alerts.crossed_accounts(issue.account_count, org_prefs.accounts_threshold,
+            if rules.crossed_accounts(issue.account_count, org_prefs.accounts_threshold,
                                        alerted[issue.id]):
                 rows.append(outbox_row('accounts', issue, now,
                                        threshold=org_prefs.accounts_threshold,
@@ -243,13 +243,13 @@ def plan_outbox(config, now, *, limit=OUTBOX_BATCH):
         query = NotificationCooldown.select().where(NotificationCooldown.issue.in_(part))
         cooldowns.update({(c.issue_id, c.trigger): c.last_sent_at for c in query})
     targets = {}
-    base = notify.site_url(config)
+    base = send.site_url(config)
     for org_id in org_ids:
-        emails = (alerts.email_recipients(members(org_id), 'alert', prefs[org_id].delivery_mode)
-                  if notify.email_enabled(config) else [])
+        emails = (rules.email_recipients(members(org_id), 'alert', prefs[org_id].delivery_mode)
+                  if send.email_enabled(config) else [])
         targets[org_id] = (emails, active_webhooks(org_id))
     counts = cap_counts({t for emails, hooks in targets.values()
-                         for t in emails + [h.url[:255] for h in hooks]}, alerts.hour_start(now))
+                         for t in emails + [h.url[:255] for h in hooks]}, rules.hour_start(now))
     for row in rows:
         try:
             decision, made = plan_row(config, row, prefs, cooldowns, targets, counts, base, now)
@@ -274,22 +274,22 @@ def plan_row(config, row, prefs, cooldowns, targets, counts, base, now):
     data = orjson.loads(row.data or '{}')
     event = event_context(row.project_id, data.get('event_id'))
     issue = row.issue
-    decision = alerts.decide(
+    decision = rules.decide(
         {'kind': row.kind, 'issue_id': issue.id, 'issue_status': issue.status,
          'level': issue.level, 'environment': event['environment']},
         org_prefs, cooldowns, now)
     if decision != 'send':
         return decision, []
     detail = {k: v for k, v in data.items() if k != 'event_id'}
-    message = alerts.alert_message(row.kind, alerts.org_info(org),
-                                   alerts.issue_info(issue, row.project, base), event,
+    message = rules.alert_message(row.kind, rules.org_info(org),
+                                   rules.issue_info(issue, row.project, base), event,
                                    detail, row.created_at)
     emails, hooks = targets[org.id]
     made = []
     for status in ('pending', 'held'):
         chosen_emails = [a for a in emails if cap_status(counts, a, org_prefs) == status]
         chosen_hooks = [h for h in hooks if cap_status(counts, h.url[:255], org_prefs) == status]
-        made.extend(notify.delivery_rows(config, org.id, message, chosen_emails, chosen_hooks,
+        made.extend(send.delivery_rows(config, org.id, message, chosen_emails, chosen_hooks,
                                          issue_id=issue.id, created_at=now, status=status))
     for target in emails + [h.url[:255] for h in hooks]:
         counts[target] += 1
@@ -297,7 +297,7 @@ def plan_row(config, row, prefs, cooldowns, targets, counts, base, now):
 
 
 def cap_status(counts, target, prefs):
-    return 'pending' if alerts.allowed_now(counts[target], prefs.hourly_cap) > 0 else 'held'
+    return 'pending' if rules.allowed_now(counts[target], prefs.hourly_cap) > 0 else 'held'
 
 
 def apply_outbox(plan, now):
@@ -324,7 +324,7 @@ def apply_outbox(plan, now):
 
 def plan_summaries(config, now):
     """Alerts held back by the cap in earlier hours -> one summary per target."""
-    start = alerts.hour_start(now)
+    start = rules.hour_start(now)
     held = list(Delivery.select(Delivery, Webhook, Organization)
                 .join_from(Delivery, Webhook, JOIN.LEFT_OUTER)
                 .join_from(Delivery, Organization)
@@ -333,7 +333,7 @@ def plan_summaries(config, now):
     groups = collections.OrderedDict()
     for row in held:
         groups.setdefault((row.organization_id, row.channel, row.target, row.webhook_id), []).append(row)
-    base = notify.site_url(config)
+    base = send.site_url(config)
     titles = {}
     for part in chunks({row.issue_id for row in held if row.issue_id}):
         titles.update(Issue.select(Issue.id, Issue.title).where(Issue.id.in_(part)).tuples())
@@ -341,15 +341,15 @@ def plan_summaries(config, now):
     for (org_id, channel, target, _hook_id), rows in groups.items():
         org = rows[0].organization
         items = [{'trigger': row.trigger, 'headline': row.subject.replace('[Proliferate] ', '', 1),
-                  'issue': {'id': row.issue_id, 'url': alerts.issue_url(base, row.issue_id),
+                  'issue': {'id': row.issue_id, 'url': rules.issue_url(base, row.issue_id),
                             'title': titles.get(row.issue_id, row.subject)}}
                  for row in rows]
-        message = alerts.summary_message(alerts.org_info(org), items, rows[0].created_at,
+        message = rules.summary_message(rules.org_info(org), items, rows[0].created_at,
                                          rows[-1].created_at)
         hook = rows[0].webhook
         if channel == 'webhook' and hook is None:
             continue  # the webhook was deleted; its held alerts are only folded
-        made = notify.delivery_rows(config, org_id, message, [target] if channel == 'email' else [],
+        made = send.delivery_rows(config, org_id, message, [target] if channel == 'email' else [],
                              [hook] if channel == 'webhook' else [], created_at=now)
         plan['deliveries'].extend(made)
     return plan
@@ -367,7 +367,7 @@ def apply_summaries(plan, now):
 # -- sending ------------------------------------------------------------------------------------
 
 def deliver_pending(config, now, *, writer=None, ssl_context=None, limit=DELIVERY_BATCH,
-                    timeout=notify.TIMEOUT):
+                    timeout=send.TIMEOUT):
     """Send the deliveries that are due, then record each result (sent, or failed with the
     error and the next attempt)."""
     rows = list(Delivery.select(Delivery, Webhook)
@@ -377,7 +377,7 @@ def deliver_pending(config, now, *, writer=None, ssl_context=None, limit=DELIVER
                 .order_by(Delivery.id).limit(limit))
     if not rows:
         return collections.Counter()
-    results = notify.send_rows(config, rows, ssl_context=ssl_context, timeout=timeout)
+    results = send.send_rows(config, rows, ssl_context=ssl_context, timeout=timeout)
     write(writer, lambda: record_results(rows, results, now))
     return collections.Counter('sent' if error is None else 'failed' for error in results.values())
 
@@ -392,7 +392,7 @@ def record_results(rows, results, now):
             values = {'status': 'sent', 'sent_at': now, 'attempts': attempts,
                       'next_attempt_at': None, 'last_error': ''}
         else:
-            status, next_at = alerts.after_failure(attempts, error.permanent, now)
+            status, next_at = rules.after_failure(attempts, error.permanent, now)
             values = {'status': status, 'attempts': attempts, 'next_attempt_at': next_at,
                       'last_error': str(error)}
             log.warning('delivery %s to %s failed (attempt %s): %s', row.id, row.target,
@@ -405,10 +405,10 @@ def record_results(rows, results, now):
 def digest_data(config, org_id, prefs, since, until):
     """The digest's sections for one organization's window, with the organization's filters
     (minimum level, environments) applied to every section."""
-    base = notify.site_url(config)
+    base = send.site_url(config)
     projects = {p.id: p for p in Project.select().where(Project.organization == org_id)}
     if not projects:
-        return alerts.digest_content([], [], [], [])
+        return rules.digest_content([], [], [], [])
     happened = collections.defaultdict(list)
     query = (Outbox.select(Outbox.kind, Outbox.issue)
              .where(Outbox.project.in_(list(projects)), Outbox.created_at >= since,
@@ -429,17 +429,17 @@ def digest_data(config, org_id, prefs, since, until):
     envs = issue_environments(list(issues))
 
     def keep(issue):
-        if issue.status == 'ignored' or alerts.level_rank(issue.level) < alerts.level_rank(prefs.min_level):
+        if issue.status == 'ignored' or rules.level_rank(issue.level) < rules.level_rank(prefs.min_level):
             return False
         return not prefs.environments or bool(envs.get(issue.id, set()) & set(prefs.environments))
 
     def info(issue):
-        return alerts.issue_info(issue, projects[issue.project_id], base)
+        return rules.issue_info(issue, projects[issue.project_id], base)
 
     counts = {'events': collections.Counter(), 'users': collections.Counter(),
               'accounts': collections.Counter()}
     active = [i for i in active_ids if i in issues and keep(issues[i])]
-    first_hour = alerts.hour_start(since)
+    first_hour = rules.hour_start(since)
     for part in chunks(active):
         counts['events'].update(dict(
             IssueHourly.select(IssueHourly.issue, fn.SUM(IssueHourly.event_count))
@@ -458,7 +458,7 @@ def digest_data(config, org_id, prefs, since, until):
         rows.append(row)
     sections = {kind: [info(issues[i]) for i in happened[kind] if i in issues and keep(issues[i])]
                 for kind in ('new_issue', 'regression', 'spike')}
-    return alerts.digest_content(sections['new_issue'], sections['regression'], sections['spike'],
+    return rules.digest_content(sections['new_issue'], sections['regression'], sections['spike'],
                                  rows)
 
 
@@ -469,22 +469,22 @@ def plan_digests(config, now):
     for org in orgs:
         org_prefs = prefs[org.id]
         people = members(org.id)
-        schedule = alerts.digest_schedule(org_prefs, any(c == 'digest' for _e, c in people))
+        schedule = rules.digest_schedule(org_prefs, any(c == 'digest' for _e, c in people))
         if schedule is None:
             continue
-        window = alerts.digest_window(schedule, org_prefs.digest_hour, org_prefs.digest_weekday,
+        window = rules.digest_window(schedule, org_prefs.digest_hour, org_prefs.digest_weekday,
                                       org_prefs.last_digest_at, now)
         if window is None:
             continue
         since, until = window
         content = digest_data(config, org.id, org_prefs, since, until)
-        emails = (alerts.email_recipients(people, 'digest', org_prefs.delivery_mode)
-                  if notify.email_enabled(config) else [])
-        hooks = active_webhooks(org.id) if org_prefs.delivery_mode in alerts.PERIODS else []
+        emails = (rules.email_recipients(people, 'digest', org_prefs.delivery_mode)
+                  if send.email_enabled(config) else [])
+        hooks = active_webhooks(org.id) if org_prefs.delivery_mode in rules.PERIODS else []
         deliveries = []
-        if not alerts.is_empty_digest(content):
-            message = alerts.digest_message(alerts.org_info(org), content, since, until, schedule)
-            deliveries = notify.delivery_rows(config, org.id, message, emails, hooks, created_at=now)
+        if not rules.is_empty_digest(content):
+            message = rules.digest_message(rules.org_info(org), content, since, until, schedule)
+            deliveries = send.delivery_rows(config, org.id, message, emails, hooks, created_at=now)
         plans.append({'organization': org.id, 'last': org_prefs.last_digest_at, 'until': until,
                       'deliveries': deliveries})
     return plans
@@ -509,7 +509,7 @@ def apply_digests(plans, now):
 
 # -- the jobs' bodies ---------------------------------------------------------------------------
 
-def run_outbox(config, now, *, writer=None, ssl_context=None, timeout=notify.TIMEOUT):
+def run_outbox(config, now, *, writer=None, ssl_context=None, timeout=send.TIMEOUT):
     """Detect spikes and thresholds, fold held alerts into summaries, turn the outbox into
     deliveries, and send what is due. Returns counts for logs and tests."""
     stats = collections.Counter()
@@ -571,12 +571,12 @@ def send_test(config, org, now, *, writer=None, ssl_context=None, to=None):
     -> [(channel, target, error or None)]."""
     with connection():
         prefs = load_prefs([org.id])[org.id]
-        message = alerts.test_message(alerts.org_info(org), notify.site_url(config), now)
+        message = rules.test_message(rules.org_info(org), send.site_url(config), now)
         emails = []
-        if notify.email_enabled(config):
-            emails = [to] if to else alerts.email_recipients(members(org.id), 'test',
+        if send.email_enabled(config):
+            emails = [to] if to else rules.email_recipients(members(org.id), 'test',
                                                              prefs.delivery_mode)
-        rows = notify.delivery_rows(config, org.id, message, emails, active_webhooks(org.id),
+        rows = send.delivery_rows(config, org.id, message, emails, active_webhooks(org.id),
                              created_at=now)
         for row in rows:
             # Logged before sending (so the webhook sees its delivery id), out of the job's
@@ -585,7 +585,7 @@ def send_test(config, org, now, *, writer=None, ssl_context=None, to=None):
         ids = write(writer, lambda: [Delivery.insert(**row).execute() for row in rows])
         staged = list(Delivery.select(Delivery, Webhook).join(Webhook, JOIN.LEFT_OUTER)
                       .where(Delivery.id.in_(ids or [0])).order_by(Delivery.id))
-        results = notify.send_rows(config, staged, ssl_context=ssl_context)
+        results = send.send_rows(config, staged, ssl_context=ssl_context)
 
         def finish():
             for row in staged:
@@ -597,8 +597,8 @@ def send_test(config, org, now, *, writer=None, ssl_context=None, to=None):
         if staged:
             write(writer, finish)
         report = [(row.channel, row.target, results.get(row.id)) for row in staged]
-        if not notify.email_enabled(config):
-            report.insert(0, ('email', '', notify.SendError('email is not configured '
+        if not send.email_enabled(config):
+            report.insert(0, ('email', '', send.SendError('email is not configured '
                                                      '(PROLIFERATE_SMTP_HOST is empty)')))
     return report
 
@@ -606,21 +606,21 @@ def send_test(config, org, now, *, writer=None, ssl_context=None, to=None):
 # -- settings writes (run on the writer; the settings page and tests use them) -------------------
 
 def save_settings(org_id, values, now):
-    """Store the organization's preferences (alerts.parse_form values). Switching to a digest
+    """Store the organization's preferences (rules.parse_form values). Switching to a digest
     starts its window now: what came before was already alerted."""
     settings, _created = NotificationSettings.get_or_create(
         organization=org_id, defaults={'updated_at': now})
     changes = dict(values, updated_at=now)
     mode = values.get('delivery_mode', settings.delivery_mode)
-    if mode in alerts.PERIODS and mode != settings.delivery_mode:
+    if mode in rules.PERIODS and mode != settings.delivery_mode:
         changes['last_digest_at'] = now
     NotificationSettings.update(changes).where(NotificationSettings.id == settings.id).execute()
     return NotificationSettings.get_by_id(settings.id)
 
 
 def set_email_choice(membership_id, choice, now):
-    if choice not in alerts.EMAIL_CHOICES:
-        raise ValueError(f'email choice must be one of {alerts.EMAIL_CHOICES}')
+    if choice not in rules.EMAIL_CHOICES:
+        raise ValueError(f'email choice must be one of {rules.EMAIL_CHOICES}')
     (NotificationPreference.insert(membership=membership_id, email=choice, updated_at=now)
      .on_conflict(conflict_target=[NotificationPreference.membership],
                   update={NotificationPreference.email: choice,
@@ -629,12 +629,12 @@ def set_email_choice(membership_id, choice, now):
 
 
 def add_webhook(org_id, url, *, kind='generic', name='', secret=None, now=None):
-    problem = notify.check_webhook_url(url)
+    problem = send.check_webhook_url(url)
     if problem:
         raise ValueError(f'URL {problem}')
-    if kind not in alerts.WEBHOOK_KINDS:
+    if kind not in rules.WEBHOOK_KINDS:
         raise ValueError('kind must be generic or slack')
     if secret is None:
-        secret = notify.new_secret() if kind == 'generic' else ''
+        secret = send.new_secret() if kind == 'generic' else ''
     return Webhook.create(organization=org_id, url=url, kind=kind, name=name[:100],
                           secret=secret, is_active=True, created_at=now or utcnow())

@@ -14,17 +14,17 @@ import zlib
 import falcon
 import orjson
 
-from proliferate import grouping
-from proliferate import scrub
+from proliferate.ingest import grouping
+from proliferate.ingest import scrub
 from proliferate.db import database
 from proliferate.models import Project
 from proliferate.models import ProjectKey
-from proliferate.normalize import ValidationError
-from proliferate.normalize import normalize_event
-from proliferate.payload import encode_event
-from proliferate.useragent import parse_user_agent
-from proliferate.writer import QueueFull
-from proliferate.writer import WriterStopped
+from proliferate.ingest.normalize import ValidationError
+from proliferate.ingest.normalize import normalize_event
+from proliferate.ingest.payload import encode_event
+from proliferate.ingest.useragent import parse_user_agent
+from proliferate.ingest.writer import QueueFull
+from proliferate.ingest.writer import WriterStopped
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from peewee import IntegrityError
 from peewee import fn
 
 from proliferate import auth
-from proliferate import resolver
+from proliferate.sourcemaps import resolver
 from proliferate.db import database
 from proliferate.db import utcnow
 from proliferate.models import ApiToken
@@ -22,8 +22,8 @@ from proliferate.models import Project
 from proliferate.models import Release
 from proliferate.models import SourceMap
 from proliferate.models import SourceMapCount
-from proliferate.sourcemaps import InvalidSourceMap
-from proliferate.sourcemaps import parse_sourcemap
+from proliferate.sourcemaps.decode import InvalidSourceMap
+from proliferate.sourcemaps.decode import parse_sourcemap
 
 log = logging.getLogger(__name__)
 

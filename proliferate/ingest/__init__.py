@@ -1,0 +1,1 @@
+"""Ingest: the front doors, admission, the pure event pipeline and the writer."""

@@ -1,0 +1,1 @@
+"""Notifications: what happened, who hears of it, and sending it."""

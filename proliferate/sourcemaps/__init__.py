@@ -1,0 +1,1 @@
+"""Source maps: decoding, resolving frames, releases and uploads."""

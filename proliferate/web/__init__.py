@@ -1,0 +1,1 @@
+"""The issue browser: HTML pages, their guard, routes and templates."""
