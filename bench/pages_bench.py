@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import falcon.testing  # noqa: E402
 
+from proliferate import times
 from proliferate import auth  # noqa: E402
 from proliferate import db  # noqa: E402
 from proliferate.app import create_app  # noqa: E402
@@ -143,7 +144,7 @@ def build(path, *, events_total, issues_total, seed=1, log=print):
     """Create the database at path -> the facts the measurement needs."""
     started = time.monotonic()
     rng = random.Random(seed)
-    now = db.utcnow()
+    now = times.utcnow()
     horizon = DAYS * 24 * 3600
     db.open_database(f'sqlite:///{path}', synchronous='OFF')  # a bench build: no fsync needed
     db.migrate()

@@ -6,8 +6,10 @@ import falcon
 import orjson
 
 from proliferate import auth
+from proliferate import jsonapi
 from proliferate import search
-from proliferate.db import utcnow
+from proliferate.times import iso
+from proliferate.times import utcnow
 from proliferate.models import DroppedCount
 from proliferate.models import Event
 from proliferate.models import Issue
@@ -19,16 +21,6 @@ from proliferate.models import Project
 from proliferate.ingest.payload import decode_event
 
 MAX_LIMIT = 100
-
-
-def iso(value):
-    return value.isoformat(timespec='microseconds') + 'Z' if value is not None else None
-
-
-def send(resp, body, status=falcon.HTTP_200):
-    resp.status = status
-    resp.content_type = falcon.MEDIA_JSON
-    resp.data = orjson.dumps(body)
 
 
 def project_json(project):
@@ -91,24 +83,24 @@ class Resource:
 
 class Projects(Resource):
     def on_get(self, req, resp):
-        token = auth.require_token(req)
+        token = jsonapi.require_token(req)
         projects = auth.organization_projects(token.organization_id).order_by(Project.id)
-        send(resp, {'projects': [project_json(p) for p in projects]})
+        jsonapi.send(resp, {'projects': [project_json(p) for p in projects]})
 
 
 class ProjectItem(Resource):
     def on_get(self, req, resp, project_id):
-        token = auth.require_token(req)
+        token = jsonapi.require_token(req)
         project = self.project(token, project_id)
         dropped = {row.reason: row.count for row in
                    DroppedCount.select().where(DroppedCount.project == project.id)}
-        send(resp, {**project_json(project), 'dropped': dropped,
+        jsonapi.send(resp, {**project_json(project), 'dropped': dropped,
                     'rate_limit_per_minute': project.rate_limit_per_minute})
 
 
 class ProjectIssues(Resource):
     def on_get(self, req, resp, project_id):
-        token = auth.require_token(req)
+        token = jsonapi.require_token(req)
         project = self.project(token, project_id)
         status = req.get_param('status') or 'unresolved'
         if status not in search.STATUSES + ('all',):
@@ -123,7 +115,7 @@ class ProjectIssues(Resource):
         rows, next_cursor = search.page_issues(
             issues, sort=sort, cursor=req.get_param('cursor'),
             limit=query_int(req, 'limit', 50, 1, MAX_LIMIT))
-        send(resp, {'issues': [issue_json(i) for i in rows], 'next': next_cursor})
+        jsonapi.send(resp, {'issues': [issue_json(i) for i in rows], 'next': next_cursor})
 
 
 class IssueItem(Resource):
@@ -131,7 +123,7 @@ class IssueItem(Resource):
         self.writer = writer
 
     def on_get(self, req, resp, issue_id):
-        token = auth.require_token(req)
+        token = jsonapi.require_token(req)
         issue = self.issue(token, issue_id)
         body = issue_json(issue)
         tags = {}
@@ -139,10 +131,10 @@ class IssueItem(Resource):
                     .order_by(IssueTag.event_count.desc()).limit(200)):
             tags.setdefault(row.key, []).append({'value': row.value, 'count': row.event_count})
         body['tags'] = tags
-        send(resp, body)
+        jsonapi.send(resp, body)
 
     def on_patch(self, req, resp, issue_id):
-        token = auth.require_token(req)
+        token = jsonapi.require_token(req)
         issue = self.issue(token, issue_id)
         try:
             media = orjson.loads(req.bounded_stream.read(65536) or b'null')
@@ -152,7 +144,7 @@ class IssueItem(Resource):
         if status not in search.STATUSES:
             raise falcon.HTTPBadRequest(description='status: must be unresolved, resolved or ignored')
         self.writer.call(lambda: set_status(issue.id, status, user_id=token.user_id))
-        send(resp, issue_json(Issue.get_by_id(issue.id)))
+        jsonapi.send(resp, issue_json(Issue.get_by_id(issue.id)))
 
 
 def set_status(issue_id, status, *, user_id=None, now=None):
@@ -174,7 +166,7 @@ def set_status(issue_id, status, *, user_id=None, now=None):
 
 class IssueEvents(Resource):
     def on_get(self, req, resp, issue_id):
-        token = auth.require_token(req)
+        token = jsonapi.require_token(req)
         issue = self.issue(token, issue_id)
         limit = query_int(req, 'limit', 50, 1, MAX_LIMIT)
         events = Event.select().where(Event.issue == issue.id)
@@ -186,38 +178,38 @@ class IssueEvents(Resource):
                 raise falcon.HTTPBadRequest(description='cursor: must be an integer')
         rows = list(events.order_by(Event.id.desc()).limit(limit + 1))
         next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
-        send(resp, {'events': [event_json(r) for r in rows[:limit]], 'next': next_cursor})
+        jsonapi.send(resp, {'events': [event_json(r) for r in rows[:limit]], 'next': next_cursor})
 
 
 class IssueUsers(Resource):
     def on_get(self, req, resp, issue_id):
-        token = auth.require_token(req)
+        token = jsonapi.require_token(req)
         issue = self.issue(token, issue_id)
         rows = (IssueUser.select().where(IssueUser.issue == issue.id)
                 .order_by(IssueUser.event_count.desc(), IssueUser.id)
                 .limit(query_int(req, 'limit', 100, 1, 1000)))
-        send(resp, {'users': [{'id': r.user_id, 'email': r.email, 'key': r.user_key,
+        jsonapi.send(resp, {'users': [{'id': r.user_id, 'email': r.email, 'key': r.user_key,
                                'event_count': r.event_count, 'first_seen': iso(r.first_seen),
                                'last_seen': iso(r.last_seen)} for r in rows]})
 
 
 class IssueAccounts(Resource):
     def on_get(self, req, resp, issue_id):
-        token = auth.require_token(req)
+        token = jsonapi.require_token(req)
         issue = self.issue(token, issue_id)
         rows = (IssueAccount.select().where(IssueAccount.issue == issue.id)
                 .order_by(IssueAccount.event_count.desc(), IssueAccount.id)
                 .limit(query_int(req, 'limit', 100, 1, 1000)))
-        send(resp, {'accounts': [{'id': r.account_id, 'name': r.name,
+        jsonapi.send(resp, {'accounts': [{'id': r.account_id, 'name': r.name,
                                   'event_count': r.event_count, 'first_seen': iso(r.first_seen),
                                   'last_seen': iso(r.last_seen)} for r in rows]})
 
 
 class ProjectEvent(Resource):
     def on_get(self, req, resp, project_id, event_id):
-        token = auth.require_token(req)
+        token = jsonapi.require_token(req)
         project = self.project(token, project_id)
         row = Event.get_or_none(Event.project == project.id, Event.event_id == event_id)
         if row is None:
             raise falcon.HTTPNotFound(description=f'no event {event_id!r} in project {project_id}')
-        send(resp, event_json(row))
+        jsonapi.send(resp, event_json(row))

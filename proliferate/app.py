@@ -7,18 +7,18 @@ writer and hands it in.
 import logging
 
 import falcon
-import orjson
 
 from proliferate import api
 from proliferate import auth
 from proliferate import db
+from proliferate import jsonapi
 from proliferate.ingest import resources
 from proliferate import openapi
 from proliferate.web import base
 from proliferate.sourcemaps import releases
 from proliferate.web import notifications as notification_pages
 from proliferate.web import releases as release_pages
-from proliferate.db import utcnow
+from proliferate.times import utcnow
 from proliferate.ingest.store import DropCounter
 
 log = logging.getLogger(__name__)
@@ -45,13 +45,7 @@ class Health:
         body = {'status': 'ok', 'writer_queue': self.writer.pending}
         if self.leader is not None:  # issue 9: whether this process runs the scheduled jobs
             body['leader'] = self.leader.is_leader
-        api.send(resp, body)
-
-
-def serialize_error(req, resp, exception):
-    """Errors as {"detail": ...}, the shape the published API documents."""
-    resp.content_type = falcon.MEDIA_JSON
-    resp.data = orjson.dumps({'detail': exception.description or exception.title})
+        jsonapi.send(resp, body)
 
 
 def handle_unexpected(req, resp, error, params):
@@ -76,7 +70,7 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
                                  base.SecurityHeaders()])
     app.req_options.strip_url_path_trailing_slash = True
     app.router_options.converters['int'] = DatabaseInt
-    app.set_error_serializer(serialize_error)
+    app.set_error_serializer(jsonapi.serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
 
     errors = resources.Errors(writer, config, keys, limiter, drops, clock)
@@ -106,6 +100,6 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
                                    clock=clock)
     release_pages.add_routes(app, templates, writer=writer, config=config, keys=keys,
                               clock=clock)
-    app.set_error_serializer(base.error_serializer(templates, serialize_error))
+    app.set_error_serializer(base.error_serializer(templates, jsonapi.serialize_error))
     app.add_static_route('/static', str(config.static_dir.resolve()))
     return app

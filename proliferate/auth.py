@@ -15,7 +15,7 @@ from argon2.exceptions import InvalidHashError
 from argon2.exceptions import VerificationError
 
 from proliferate.web import urls
-from proliferate.db import utcnow
+from proliferate.times import utcnow
 from proliferate.models import ApiToken
 from proliferate.models import LoginAttempt
 from proliferate.models import Membership
@@ -75,24 +75,6 @@ def find_token(token, kind):
             .where(ApiToken.token_hash == hash_token(token), ApiToken.kind == kind,
                    ApiToken.revoked_at.is_null())
             .first())
-
-
-def bearer_token(req):
-    header = req.get_header('Authorization') or ''
-    scheme, _, value = header.partition(' ')
-    if scheme.lower() != 'bearer' or not value.strip():
-        return None
-    return value.strip()
-
-
-def require_token(req, kind='read'):
-    """The ApiToken of this request, or 401; its organization bounds everything it may see."""
-    row = find_token(bearer_token(req), kind)
-    if row is None:
-        raise falcon.HTTPUnauthorized(
-            description='a valid token is required: Authorization: Bearer <token>',
-            headers={'WWW-Authenticate': 'Bearer'})
-    return row
 
 
 def organization_projects(organization_id):

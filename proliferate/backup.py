@@ -5,12 +5,13 @@ SQLite-only by nature (PostgreSQL has pg_dump); it uses its own sqlite3 connecti
 never holds the server's write lock.
 """
 
-import datetime
 import os
 import re
 import sqlite3
 import time
 from pathlib import Path
+
+from proliferate.times import utcnow
 
 NAME_FORMAT = 'proliferate-%Y%m%dT%H%M%SZ.db'
 NAME_PATTERN = re.compile(r'^proliferate-\d{8}T\d{6}Z\.db$')
@@ -104,9 +105,6 @@ def backup(database_url, target, *, clock=time.monotonic):
     return {'path': str(target), 'bytes': target.stat().st_size, 'pages': pages,
             'integrity': 'ok', 'seconds': round(clock() - started, 3)}
 
-
-def utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def hold_exclusive(path):

@@ -8,6 +8,7 @@ import os
 import re
 import sys
 
+from proliferate import times
 from proliferate import __version__
 from proliferate import auth
 from proliferate import backup
@@ -229,7 +230,7 @@ def cmd_key_create(args):
 
 
 def cmd_key_revoke(args):
-    updated = (ProjectKey.update(revoked_at=db.utcnow())
+    updated = (ProjectKey.update(revoked_at=times.utcnow())
                .where(ProjectKey.key == args.key, ProjectKey.revoked_at.is_null()).execute())
     if not updated:
         raise CommandError(f'no live key {args.key!r}')
@@ -296,7 +297,7 @@ def cmd_token_create(args):
 
 
 def cmd_token_revoke(args):
-    query = ApiToken.update(revoked_at=db.utcnow()).where(ApiToken.revoked_at.is_null())
+    query = ApiToken.update(revoked_at=times.utcnow()).where(ApiToken.revoked_at.is_null())
     updated = query.where((ApiToken.token_hash == auth.hash_token(args.token))
                           | (ApiToken.prefix == args.token)).execute()
     if not updated:
@@ -325,7 +326,7 @@ def cmd_notify_test(args, config):
     except CommandError as error:
         print(f'proliferate: {error}', file=sys.stderr)
         return 1
-    report = outbox.send_test(config, org, db.utcnow(), to=args.to)
+    report = outbox.send_test(config, org, times.utcnow(), to=args.to)
     for channel, target, error in report:
         label = f'{channel} {target}'.strip()
         print(f'{label}: sent' if error is None else f'{label}: FAILED: {error}')

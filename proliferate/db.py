@@ -4,7 +4,6 @@ The only module that knows which backend it runs on: SQLite pragmas and SQLite-o
 """
 
 import contextlib
-import datetime
 import fcntl
 import logging
 import os
@@ -35,10 +34,6 @@ PRAGMAS = (
     ('cache_size', -16000),
 )
 
-
-def utcnow():
-    """Naive UTC: the one kind of datetime the database holds."""
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
 
 
 # PostgreSQL (issue 9). Each process keeps a pool: a request takes a connection and gives it
@@ -252,3 +247,11 @@ class ConnectionPerRequest:
     def process_response(self, req, resp, resource, req_succeeded):
         if not database.is_closed():
             database.close()
+
+
+def chunks(values, size):
+    """values in lists of at most size: SQL statements bound their parameter count (SQLite's
+    limit is 32,766 variables; PostgreSQL's 65,535)."""
+    values = list(values)
+    for start in range(0, len(values), size):
+        yield values[start:start + size]

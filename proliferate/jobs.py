@@ -6,6 +6,7 @@ import logging
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from proliferate import times
 from proliferate import backup
 from proliferate import db
 from proliferate.notifications import outbox
@@ -23,7 +24,7 @@ def checkpoint_wal():
     return result
 
 
-def enforce_retention(writer, config, clock=db.utcnow):
+def enforce_retention(writer, config, clock=times.utcnow):
     """Delete events past event_retention_days or a project's max_events, in writer chunks."""
     return retention.enforce_retention(writer, days=config.event_retention_days, clock=clock)
 
@@ -37,13 +38,13 @@ def backup_database(config):
     return figures
 
 
-def cleanup_sourcemaps(config, writer=None, clock=db.utcnow):
+def cleanup_sourcemaps(config, writer=None, clock=times.utcnow):
     """Daily: delete the maps of releases older than sourcemap_retention_days, keeping the
     newest sourcemap_keep_releases releases of each project (issue 4)."""
     return releases.cleanup_sourcemaps(config, writer=writer, clock=clock)
 
 
-def send_outbox(config, writer=None, clock=db.utcnow, ssl_context=None):
+def send_outbox(config, writer=None, clock=times.utcnow, ssl_context=None):
     """Every few seconds: spikes and account thresholds, outbox rows into alerts (cooldown,
     hourly cap, summaries of the rest), and sending what is due with retries (issue 5)."""
     stats = outbox.run_outbox(config, clock(), writer=writer, ssl_context=ssl_context)
@@ -52,7 +53,7 @@ def send_outbox(config, writer=None, clock=db.utcnow, ssl_context=None):
     return stats
 
 
-def send_digests(config, writer=None, clock=db.utcnow, ssl_context=None):
+def send_digests(config, writer=None, clock=times.utcnow, ssl_context=None):
     """Every few minutes: the hourly, daily and weekly digests that are due (issue 5)."""
     stats = outbox.run_digests(config, clock(), writer=writer, ssl_context=ssl_context)
     if stats:

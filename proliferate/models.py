@@ -7,7 +7,7 @@ migration land together).
 import peewee
 
 from proliferate.db import database
-from proliferate.db import utcnow
+from proliferate.times import utcnow
 
 
 class BaseModel(peewee.Model):

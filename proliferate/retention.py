@@ -12,7 +12,7 @@ import time
 from peewee import fn
 
 from proliferate.db import database
-from proliferate.db import utcnow
+from proliferate.times import utcnow
 from proliferate.models import Event
 from proliferate.models import Issue
 from proliferate.models import Project

@@ -9,6 +9,7 @@ import threading
 
 import waitress
 
+from proliferate import times
 from proliferate import db
 from proliferate.app import create_app
 from proliferate.ingest.store import Digest
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 M_ARENA_MAX = -8  # mallopt parameter number from glibc's malloc.h
 
 
-def build_services(config, clock=db.utcnow):
+def build_services(config, clock=times.utcnow):
     """The database, migrated, and a started writer: what serve() and the tests share."""
     # PostgreSQL pool: a connection for each Waitress thread, the writer, the leader's checks
     # and the jobs (SQLite ignores it).

@@ -11,6 +11,7 @@ import types
 import uuid
 from urllib.parse import urlencode
 
+from proliferate import times
 from proliferate import auth
 from proliferate import db
 from proliferate.models import Organization
@@ -111,7 +112,7 @@ def event(key, **fields):
     }
     base.update(fields)
     if base['timestamp'] is None:
-        base['timestamp'] = db.utcnow().isoformat() + 'Z'
+        base['timestamp'] = times.utcnow().isoformat() + 'Z'
     return base
 
 

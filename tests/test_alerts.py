@@ -170,7 +170,7 @@ def test_alert_message_and_payload():
     assert body['type'] == 'alert' and body['trigger'] == 'regression'
     assert body['issue']['id'] == 7 and body['project']['slug'] == 'web'
     assert body['event']['environment'] == 'production'
-    assert body['created_at'] == '2025-01-15T10:30:00Z'
+    assert body['created_at'] == '2025-01-15T10:30:00.000000Z'
     slack = rules.slack_payload(message)
     text = slack['blocks'][0]['text']['text']
     # Slack's control characters are escaped; the link is Slack's <url|label>.

@@ -13,6 +13,7 @@ from pageclient import event
 from pageclient import make_project
 from pageclient import make_user
 from pageclient import send
+from proliferate import times
 from proliferate import auth
 from proliferate import db
 from proliferate.app import create_app
@@ -25,7 +26,7 @@ class Clock:
     """A clock the test moves; the pages read it for throttling windows."""
 
     def __init__(self):
-        self.now = db.utcnow()
+        self.now = times.utcnow()
 
     def __call__(self):
         return self.now
@@ -109,7 +110,7 @@ def test_expired_session_sends_to_login(client, owner):
     browser = PageClient(client)
     browser.login(owner.email)
     with db.database.connection_context():
-        Session.update(expires_at=db.utcnow() - datetime.timedelta(seconds=1)).execute()
+        Session.update(expires_at=times.utcnow() - datetime.timedelta(seconds=1)).execute()
     assert browser.get('/orgs/acme/issues', expect=303).headers['location'].startswith('/login')
 
 

@@ -23,6 +23,7 @@ import pytest
 from conftest import HttpClient
 from pageclient import PageClient
 from pageclient import make_user
+from proliferate import times
 from proliferate import db
 from proliferate import jobs
 from proliferate.config import Config
@@ -299,7 +300,7 @@ def test_new_user_gets_alert_regression_and_daily_digest(live_server, http, conf
     assert receiver.take()[0].json['trigger'] == 'regression'
 
     # Switch to a daily digest at the next full hour: errors now wait for it.
-    now = db.utcnow()
+    now = times.utcnow()
     hour = (now + datetime.timedelta(hours=1)).hour
     browser.open('/orgs/acme/notifications')
     status, body, url = browser.open('/orgs/acme/notifications', dict(

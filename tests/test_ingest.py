@@ -288,9 +288,10 @@ def test_refusals_are_counted_against_the_senders_project(http, read_api, projec
 
 def test_revoked_key_and_unknown_routes(http, project, live_server):
     from proliferate import db
+    from proliferate import times
     from proliferate.models import ProjectKey
     with db.database.connection_context():
-        ProjectKey.update(revoked_at=db.utcnow()).where(ProjectKey.key == project.key).execute()
+        ProjectKey.update(revoked_at=times.utcnow()).where(ProjectKey.key == project.key).execute()
     # A fresh key cache would see it at once; the running server trusts a looked-up key for
     # key_cache_seconds, so look it up for the first time only now.
     status, _h, body = http.post('/api/v1/errors', event(project))

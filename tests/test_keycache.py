@@ -2,6 +2,7 @@
 
 import threading
 
+from proliferate import times
 from proliferate import db
 from proliferate.ingest.resources import KeyCache
 from proliferate.models import ProjectKey
@@ -21,7 +22,7 @@ def test_a_revoked_key_stops_working_after_the_cache_lifetime(services, project)
     assert keys.lookup(project.key)[0] == project.id
     assert keys.lookup('pk_unknown') is None
     with db.database.connection_context():
-        ProjectKey.update(revoked_at=db.utcnow()).where(ProjectKey.key == project.key).execute()
+        ProjectKey.update(revoked_at=times.utcnow()).where(ProjectKey.key == project.key).execute()
     clock.now = 1.9
     assert keys.lookup(project.key)[0] == project.id  # still trusted, as documented
     clock.now = 2.1

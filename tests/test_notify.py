@@ -26,6 +26,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from conftest import make_project
+from proliferate import times
 from proliferate.notifications import rules
 from proliferate import api
 from proliferate import auth
@@ -162,7 +163,7 @@ def certificate(tmp_path_factory):
 # -- helpers ------------------------------------------------------------------------------------
 
 def now():
-    return db.utcnow()
+    return times.utcnow()
 
 
 def well_inside_an_hour(margin=10):

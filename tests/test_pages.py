@@ -21,6 +21,7 @@ from pageclient import event
 from pageclient import make_project
 from pageclient import make_user
 from pageclient import send
+from proliferate import times
 from proliferate import auth
 from proliferate import db
 from proliferate.web import templating
@@ -176,7 +177,7 @@ def test_the_curl_snippet_runs_in_a_shell_against_the_server(config, services, l
 
 def seed_list(client, project):
     """Five issues with known counts, levels, environments, releases, users and accounts."""
-    now = db.utcnow()
+    now = times.utcnow()
     specs = [
         # (type, function, count, level, environment, release, users, minutes ago)
         ('TypeError', 'renderCart', 5, 'error', 'production', 'v1.0.0', 3, 1),
@@ -270,7 +271,7 @@ def test_pasting_an_event_id_jumps_to_the_event(client, browser, web):
 
 
 def test_keyset_pages_cover_every_issue_once(client, browser, web):
-    now = db.utcnow()
+    now = times.utcnow()
     events = [event(web.key, timestamp=iso(now - datetime.timedelta(minutes=n)),
                     exception={'type': f'Error{n}', 'message': 'x',
                                'stack': f'Error{n}: x\n    at f{n} (https://x.example/f.js:1:1)'})
@@ -343,7 +344,7 @@ def test_org_list_spans_projects_and_filters_by_one(client, browser, web):
 
 
 def seed_detail(client, project):
-    now = db.utcnow()
+    now = times.utcnow()
     stack = ('TypeError: Cannot read properties of undefined (reading \'id\')\n'
              '    at renderInvoice (https://app.example/static/app.min.js:1:4242)\n'
              '    at Array.map (<anonymous>)\n'
@@ -533,7 +534,7 @@ def test_source_mapped_frames_render_with_a_raw_toggle(client, browser, web):
     with db.database.connection_context():
         with db.database.atomic():
             row = Event.create(project=web.id, issue=issue.id, event_id='mapped-1',
-                               timestamp=db.utcnow(), received_at=db.utcnow(),
+                               timestamp=times.utcnow(), received_at=times.utcnow(),
                                data=encode_event(stored))
     page = browser.get(f'/issues/{issue.id}/events/{row.id}').text
     assert 'webpack:///src/Invoice.tsx' in page and 'line 41:17' in page

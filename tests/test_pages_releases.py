@@ -13,6 +13,7 @@ from sourcemap_helpers import multipart
 from sourcemap_helpers import source_line
 from sourcemap_helpers import stacks
 
+from proliferate import times
 from proliferate import db
 from proliferate.web import releases
 from proliferate.web import urls
@@ -32,7 +33,7 @@ def ingest(client, key, stack, release):
     header, _, message = stack.split('\n', 1)[0].partition(': ')
     result = client.simulate_post('/api/v1/errors', json={
         'api_key': key, 'event_id': f'{release}-{len(stack)}', 'type': 'exception',
-        'timestamp': db.utcnow().isoformat() + 'Z', 'release': release,
+        'timestamp': times.utcnow().isoformat() + 'Z', 'release': release,
         'exception': {'type': header, 'message': message, 'stack': stack}})
     assert result.status_code == 202, result.text
 

@@ -24,6 +24,7 @@ import pytest
 from peewee import fn
 
 from conftest import make_project
+from proliferate import times
 from proliferate import db
 from proliferate.leader import FileLock
 from proliferate.leader import Leader
@@ -562,7 +563,7 @@ def test_a_release_created_by_two_sessions_at_once_is_one_release(config):
     db.open_database(config.database_url)
     db.migrate()
     project = make_project()
-    now = db.utcnow()
+    now = times.utcnow()
     inserted = threading.Event()
     commit = threading.Event()
     results = {}

@@ -14,6 +14,7 @@ import zlib
 import falcon
 import orjson
 
+from proliferate import jsonapi
 from proliferate.ingest import grouping
 from proliferate.ingest import scrub
 from proliferate.db import database
@@ -290,14 +291,6 @@ def regroup(item):
     item['data'] = encode_event(item['event'])
 
 
-def json_response(resp, status, body, headers=None):
-    resp.status = status
-    resp.content_type = falcon.MEDIA_JSON
-    resp.data = orjson.dumps(body)
-    if headers:
-        resp.set_headers(headers)
-
-
 class Ingest:
     """What both ingest resources share: collaborators, auth, limits and the writer hand-off."""
 
@@ -393,11 +386,11 @@ class Errors(Ingest):
                 headers={**headers, 'Retry-After': str(max(1, int(wait + 0.999)))})
         if event['type'] == 'message' and event['message'] == SDK_INIT_MESSAGE:
             self.drops.add(project_id, 'sdk_init')
-            json_response(resp, falcon.HTTP_202, {'event_id': event['event_id']}, headers)
+            jsonapi.send(resp, {'event_id': event['event_id']}, falcon.HTTP_202, headers)
             return
         item = prepare(event, project_id, timestamp, received_at, scrubber)
         self.commit([item])
-        json_response(resp, falcon.HTTP_202, {'event_id': event['event_id']}, headers)
+        jsonapi.send(resp, {'event_id': event['event_id']}, falcon.HTTP_202, headers)
 
 
 class ErrorBatch(Ingest):
@@ -460,4 +453,5 @@ class ErrorBatch(Ingest):
                 results[index]['status'] = status
         if any(r['status'] == 'rate_limited' for r in results):
             headers = {**headers, 'Retry-After': headers.get('X-RateLimit-Reset', '1')}
-        json_response(resp, falcon.HTTP_202, {'processed': len(results), 'results': results}, headers)
+        jsonapi.send(resp, {'processed': len(results), 'results': results}, falcon.HTTP_202,
+                     headers)

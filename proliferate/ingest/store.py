@@ -53,11 +53,6 @@ class DropCounter:
             self._counts.update(counts)
 
 
-def chunks(values, size=CHUNK):
-    values = list(values)
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
-
 
 class Digest:
     """process(items) -> ['ok' | 'duplicate', ...]; one call per writer transaction."""
@@ -121,7 +116,7 @@ class Digest:
         statement = self.sql()['select_events']
         cursor = database.cursor()
         for project_id, event_ids in by_project.items():
-            for part in chunks(event_ids):
+            for part in db.chunks(event_ids, CHUNK):
                 text, values = db.expand_list(statement, part)
                 cursor.execute(text, [project_id, *values])
                 stored.update((project_id, row[0]) for row in cursor.fetchall())
@@ -219,7 +214,7 @@ class Digest:
         for project_id, fingerprint in groups:
             by_project[project_id].append(fingerprint)
         for project_id, fingerprints in by_project.items():
-            for part in chunks(fingerprints):
+            for part in db.chunks(fingerprints, CHUNK):
                 text, values = db.expand_list(sql['select_issues'], part)
                 cursor.execute(text, [project_id, *values])
                 for issue_id, fingerprint, status in cursor.fetchall():
@@ -259,7 +254,7 @@ class Digest:
         # The newest event of each issue, for the issue page.
         issue_ids = [group['id'] for group in issues.values()]
         latest = {}
-        for part in chunks(issue_ids):
+        for part in db.chunks(issue_ids, CHUNK):
             cursor.execute(*db.expand_list(sql['latest_events'], part))
             latest.update(cursor.fetchall())
         for group in issues.values():

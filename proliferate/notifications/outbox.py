@@ -13,11 +13,12 @@ from peewee import EXCLUDED
 from peewee import JOIN
 from peewee import fn
 
+from proliferate import db
 from proliferate.notifications import rules
 from proliferate.notifications import send
 from proliferate.ingest import payload
 from proliferate.db import database
-from proliferate.db import utcnow
+from proliferate.times import utcnow
 from proliferate.models import Delivery
 from proliferate.models import Event
 from proliferate.models import Issue
@@ -70,11 +71,6 @@ def write(writer, fn_):
         return fn_()
 
 
-def chunks(values, size=CHUNK):
-    values = list(values)
-    for start in range(0, len(values), size):
-        yield values[start:start + size]
-
 
 def load_prefs(org_ids):
     rows = NotificationSettings.select().where(NotificationSettings.organization.in_(list(org_ids)))
@@ -114,7 +110,7 @@ def event_context(project_id, event_id):
 
 def issue_environments(issue_ids):
     found = collections.defaultdict(set)
-    for part in chunks(issue_ids):
+    for part in db.chunks(issue_ids, CHUNK):
         query = (IssueTag.select(IssueTag.issue, IssueTag.value)
                  .where(IssueTag.issue.in_(part), IssueTag.key == 'environment'))
         for issue_id, value in query.tuples():
@@ -140,7 +136,7 @@ def detect_triggers(now, *, limit=DETECT_BATCH):
                    .where(Event.id > start, Event.id <= upto)
                    .group_by(Event.issue).tuples())
     issues = []
-    for part in chunks(touched):
+    for part in db.chunks(touched, CHUNK):
         issues.extend(Issue.select(Issue, Project).join(Project).where(Issue.id.in_(part)))
     prefs = load_prefs({issue.project.organization_id for issue in issues})
     rows = []
@@ -157,7 +153,7 @@ def detect_triggers(now, *, limit=DETECT_BATCH):
     if spike_candidates:
         recent = {}
         ids = [issue.id for issue, _p in spike_candidates]
-        for part in chunks(ids):
+        for part in db.chunks(ids, CHUNK):
             query = (Outbox.select(Outbox.issue, fn.MAX(Outbox.created_at))
                      .where(Outbox.issue.in_(part), Outbox.kind == 'spike').group_by(Outbox.issue))
             recent.update(query.tuples())
@@ -176,7 +172,7 @@ def detect_triggers(now, *, limit=DETECT_BATCH):
     if account_candidates:
         alerted = collections.defaultdict(set)
         ids = [issue.id for issue, _p in account_candidates]
-        for part in chunks(ids):
+        for part in db.chunks(ids, CHUNK):
             query = (Outbox.select(Outbox.issue, Outbox.data)
                      .where(Outbox.issue.in_(part), Outbox.kind == 'accounts'))
             for issue_id, data in query.tuples():
@@ -204,7 +200,7 @@ def record_triggers(rows, start, upto, now):
         if NotificationCursor.get_or_none(NotificationCursor.name == 'triggers') is not None:
             return 0  # another run moved it first
         NotificationCursor.create(name='triggers', event_id=upto, updated_at=now)
-    for part in chunks(rows, 100):
+    for part in db.chunks(rows, 100):
         Outbox.insert_many(part).execute()
     return len(rows)
 
@@ -214,7 +210,7 @@ def record_triggers(rows, start, upto, now):
 def cap_counts(targets, since):
     """Messages counted against the hourly cap, per target, since the start of the hour."""
     counts = collections.Counter()
-    for part in chunks(targets):
+    for part in db.chunks(targets, CHUNK):
         query = (Delivery.select(Delivery.target, fn.COUNT(Delivery.id))
                  .where(Delivery.target.in_(part), Delivery.created_at >= since,
                         Delivery.kind.in_(('alert', 'summary')),
@@ -239,7 +235,7 @@ def plan_outbox(config, now, *, limit=OUTBOX_BATCH):
     prefs = load_prefs(org_ids)
     cooldowns = {}
     issue_ids = [row.issue_id for row in rows if row.issue_id]
-    for part in chunks(issue_ids):
+    for part in db.chunks(issue_ids, CHUNK):
         query = NotificationCooldown.select().where(NotificationCooldown.issue.in_(part))
         cooldowns.update({(c.issue_id, c.trigger): c.last_sent_at for c in query})
     targets = {}
@@ -304,20 +300,20 @@ def apply_outbox(plan, now):
     """On the writer: deliveries, cooldowns and processed_at in one transaction, for the rows
     still unprocessed, so every outbox row is handled exactly once."""
     still = set()
-    for part in chunks(plan['outbox']):
+    for part in db.chunks(plan['outbox'], CHUNK):
         still.update(row_id for (row_id,) in Outbox.select(Outbox.id)
                      .where(Outbox.id.in_(part), Outbox.processed_at.is_null()).tuples())
     deliveries = [row for outbox_id, row in plan['deliveries'] if outbox_id in still]
-    for part in chunks(deliveries, 100):
+    for part in db.chunks(deliveries, 100):
         Delivery.insert_many(part).execute()
     cooldowns = {(issue_id, trigger): {'issue': issue_id, 'trigger': trigger, 'last_sent_at': now}
                  for outbox_id, issue_id, trigger in plan['cooldowns'] if outbox_id in still}
-    for part in chunks(list(cooldowns.values()), 200):
+    for part in db.chunks(list(cooldowns.values()), 200):
         (NotificationCooldown.insert_many(part)
          .on_conflict(conflict_target=[NotificationCooldown.issue, NotificationCooldown.trigger],
                       update={NotificationCooldown.last_sent_at: EXCLUDED.last_sent_at})
          .execute())
-    for part in chunks(still):
+    for part in db.chunks(still, CHUNK):
         Outbox.update(processed_at=now).where(Outbox.id.in_(part)).execute()
     return len(still)
 
@@ -335,7 +331,7 @@ def plan_summaries(config, now):
         groups.setdefault((row.organization_id, row.channel, row.target, row.webhook_id), []).append(row)
     base = send.site_url(config)
     titles = {}
-    for part in chunks({row.issue_id for row in held if row.issue_id}):
+    for part in db.chunks({row.issue_id for row in held if row.issue_id}, CHUNK):
         titles.update(Issue.select(Issue.id, Issue.title).where(Issue.id.in_(part)).tuples())
     plan = {'held': [row.id for row in held], 'deliveries': []}
     for (org_id, channel, target, _hook_id), rows in groups.items():
@@ -356,9 +352,9 @@ def plan_summaries(config, now):
 
 
 def apply_summaries(plan, now):
-    for part in chunks(plan['deliveries'], 100):
+    for part in db.chunks(plan['deliveries'], 100):
         Delivery.insert_many(part).execute()
-    for part in chunks(plan['held']):
+    for part in db.chunks(plan['held'], CHUNK):
         (Delivery.update(status='folded').where(Delivery.id.in_(part), Delivery.status == 'held')
          .execute())
     return len(plan['deliveries'])
@@ -424,7 +420,7 @@ def digest_data(config, org_id, prefs, since, until):
                   .tuples()]
     ids = set(active_ids).union(*happened.values())
     issues = {}
-    for part in chunks(ids):
+    for part in db.chunks(ids, CHUNK):
         issues.update((i.id, i) for i in Issue.select().where(Issue.id.in_(part)))
     envs = issue_environments(list(issues))
 
@@ -440,7 +436,7 @@ def digest_data(config, org_id, prefs, since, until):
               'accounts': collections.Counter()}
     active = [i for i in active_ids if i in issues and keep(issues[i])]
     first_hour = rules.hour_start(since)
-    for part in chunks(active):
+    for part in db.chunks(active, CHUNK):
         counts['events'].update(dict(
             IssueHourly.select(IssueHourly.issue, fn.SUM(IssueHourly.event_count))
             .where(IssueHourly.issue.in_(part), IssueHourly.hour >= first_hour,
@@ -501,7 +497,7 @@ def apply_digests(plans, now):
             continue
         (NotificationSettings.update(last_digest_at=plan['until'])
          .where(NotificationSettings.id == settings.id).execute())
-        for part in chunks(plan['deliveries'], 100):
+        for part in db.chunks(plan['deliveries'], 100):
             Delivery.insert_many(part).execute()
         made += len(plan['deliveries'])
     return made
@@ -559,9 +555,9 @@ def expired(now, *, keep_days=KEEP_DAYS, limit=PRUNE_BATCH):
 
 
 def prune(deliveries, rows):
-    for part in chunks(deliveries):
+    for part in db.chunks(deliveries, CHUNK):
         Delivery.delete().where(Delivery.id.in_(part)).execute()
-    for part in chunks(rows):
+    for part in db.chunks(rows, CHUNK):
         Outbox.delete().where(Outbox.id.in_(part)).execute()
     return len(deliveries) + len(rows)
 

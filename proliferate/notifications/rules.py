@@ -6,6 +6,8 @@ import dataclasses
 import datetime
 import re
 
+from proliferate.times import iso
+
 TRIGGERS = ('new_issue', 'regression', 'spike', 'accounts')
 TRIGGER_NAMES = {
     'new_issue': 'New issue', 'regression': 'Regression', 'spike': 'Spike',
@@ -231,10 +233,6 @@ def email_recipients(members, purpose, org_mode):
 
 
 # Message content -------------------------------------------------------------------------
-
-def iso(value):
-    return value.strftime('%Y-%m-%dT%H:%M:%SZ') if value is not None else None
-
 
 def issue_url(base_url, issue_id):
     return f'{base_url.rstrip("/")}/issues/{issue_id}'

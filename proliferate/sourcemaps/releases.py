@@ -14,9 +14,11 @@ from peewee import IntegrityError
 from peewee import fn
 
 from proliferate import auth
+from proliferate import jsonapi
 from proliferate.sourcemaps import resolver
 from proliferate.db import database
-from proliferate.db import utcnow
+from proliferate.times import iso
+from proliferate.times import utcnow
 from proliferate.models import ApiToken
 from proliferate.models import Project
 from proliferate.models import Release
@@ -44,26 +46,16 @@ UPLOAD_TOKEN_REQUIRED = ('an upload token is required: Authorization: Bearer pru
                          '(proliferate token create EMAIL --upload PROJECT)')
 
 
-def send(resp, body, status=falcon.HTTP_200):
-    resp.status = status
-    resp.content_type = falcon.MEDIA_JSON
-    resp.data = orjson.dumps(body)
-
-
-def iso(value):
-    return value.isoformat(timespec='seconds') + 'Z' if value is not None else None
-
-
 def require_upload_token(req):
     """The upload ApiToken of this request, or 401 saying what to send instead."""
-    presented = auth.bearer_token(req) or req.get_header('X-API-Key')
+    presented = jsonapi.bearer_token(req) or req.get_header('X-API-Key')
     if presented and presented.startswith('pk_'):
         # pk_ keys ship inside browsers: anyone could read one and replace the maps.
         raise falcon.HTTPUnauthorized(
             description='pk_ keys are public ingest keys and cannot upload; '
                         + UPLOAD_TOKEN_REQUIRED,
             headers={'WWW-Authenticate': 'Bearer'})
-    row = auth.find_token(auth.bearer_token(req), 'upload')
+    row = auth.find_token(jsonapi.bearer_token(req), 'upload')
     if row is None or row.project_id is None:
         raise falcon.HTTPUnauthorized(description=UPLOAD_TOKEN_REQUIRED,
                                       headers={'WWW-Authenticate': 'Bearer'})
@@ -226,7 +218,7 @@ class Releases:
 
         release, created = self.writer.call(write)
         maps = list(maps_with_counts().where(SourceMap.release == release.id))
-        send(resp, {**release_json(release, maps), 'created': created},
+        jsonapi.send(resp, {**release_json(release, maps), 'created': created},
              falcon.HTTP_201 if created else falcon.HTTP_200)
 
 
@@ -304,7 +296,7 @@ class SourceMaps:
             return store_sourcemap(project.id, version, url, map_data, minified_data, now)
 
         map_id, release_id, created = self.writer.call(write)
-        send(resp, {
+        jsonapi.send(resp, {
             'id': map_id, 'release_id': release_id, 'release': version, 'url': url,
             'size': len(map_data) + len(minified_data or b''),
             'sha256': hashlib.sha256(map_data).hexdigest(),
@@ -317,12 +309,12 @@ class ProjectReleases:
     and how many frames each resolved."""
 
     def on_get(self, req, resp, project_id):
-        token = auth.require_token(req)
+        token = jsonapi.require_token(req)
         project = Project.get_or_none(Project.id == project_id,
                                       Project.organization == token.organization_id)
         if project is None:
             raise falcon.HTTPNotFound(description=f'no project {project_id}')
-        send(resp, {'releases': [release_json(release, maps)
+        jsonapi.send(resp, {'releases': [release_json(release, maps)
                                  for release, maps in project_releases(project.id)]})
 
 

@@ -13,7 +13,7 @@ import falcon
 from proliferate import auth
 from proliferate.web import templating
 from proliferate.web import urls
-from proliferate.db import utcnow
+from proliferate.times import utcnow
 from proliferate.models import Membership
 from proliferate.models import Organization
 from proliferate.models import Project

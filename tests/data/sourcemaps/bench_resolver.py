@@ -20,6 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
+from proliferate import times
 from proliferate import db
 from proliferate.ingest.store import Digest
 from proliferate.ingest.resources import prepare
@@ -37,7 +38,7 @@ RUNS = 5
 
 def make_items(project_id, count, release, distinct=False):
     base = json.loads((HERE / 'stacks' / 'app1.json').read_text())['checkout']
-    now = db.utcnow()
+    now = times.utcnow()
     items = []
     for number in range(count):
         stack = base
@@ -100,7 +101,7 @@ def main():
         no_maps = make_items(project.id, count, 'shop@2')  # a release without maps
 
         # Runs interleave the variants, so a busy neighbour on the shared cores hits all alike.
-        plain = Digest(clock=db.utcnow)
+        plain = Digest(clock=times.utcnow)
         figures = {name: [] for name in ('resolver same', 'resolver new', 'writer plain',
                                          'writer same', 'writer new', 'writer no maps')}
         for _ in range(RUNS):
@@ -112,12 +113,12 @@ def main():
             figures['resolver new'].append(time_resolver(resolver, distinct))
             figures['writer plain'].append(time_writer(plain, same))
             resolver._stacks.clear()
-            figures['writer new'].append(time_writer(Digest(clock=db.utcnow, resolver=resolver),
+            figures['writer new'].append(time_writer(Digest(clock=times.utcnow, resolver=resolver),
                                                      distinct))
-            figures['writer same'].append(time_writer(Digest(clock=db.utcnow, resolver=resolver),
+            figures['writer same'].append(time_writer(Digest(clock=times.utcnow, resolver=resolver),
                                                       same))
             figures['writer no maps'].append(time_writer(
-                Digest(clock=db.utcnow, resolver=resolver), no_maps))
+                Digest(clock=times.utcnow, resolver=resolver), no_maps))
         db.database.close()
     for label, pick in (('median', statistics.median), ('best', min)):
         report(label, {name: per_event_us(pick(values), count) for name, values in figures.items()},
