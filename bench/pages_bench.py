@@ -32,6 +32,7 @@ import falcon.testing  # noqa: E402
 
 from proliferate import times
 from proliferate import auth  # noqa: E402
+from proliferate.web import guard  # noqa: E402
 from proliferate import db  # noqa: E402
 from proliferate.app import create_app  # noqa: E402
 from proliferate.config import Config  # noqa: E402
@@ -358,7 +359,7 @@ def measure(path, *, requests, log=print):
     writer = Writer(lambda items: [None] * len(items))  # never started: the pages only read
     app = create_app(config, writer=writer)
     client = falcon.testing.TestClient(app)
-    cookies = {auth.SESSION_COOKIE: f['session']}
+    cookies = {guard.SESSION_COOKIE: f['session']}
     rng = random.Random(2)
     results = {}
     for name, make_path in scenarios(f, rng).items():

@@ -5,20 +5,18 @@ which go through the writer. A token sees only its own organization's projects.
 import falcon
 import orjson
 
-from proliferate import auth
+from proliferate import issues
 from proliferate import jsonapi
+from proliferate import orgs
 from proliferate import search
 from proliferate.times import iso
-from proliferate.times import utcnow
 from proliferate.models import DroppedCount
 from proliferate.models import Event
 from proliferate.models import Issue
 from proliferate.models import IssueAccount
-from proliferate.models import IssueActivity
 from proliferate.models import IssueTag
 from proliferate.models import IssueUser
 from proliferate.models import Project
-from proliferate.ingest.payload import decode_event
 
 MAX_LIMIT = 100
 
@@ -26,27 +24,6 @@ MAX_LIMIT = 100
 def project_json(project):
     return {'id': project.id, 'name': project.name, 'slug': project.slug,
             'org': project.organization.slug, 'created_at': iso(project.created_at)}
-
-
-def issue_json(issue):
-    return {
-        'id': issue.id, 'project_id': issue.project_id, 'fingerprint': issue.fingerprint,
-        'type': issue.type, 'title': issue.title, 'culprit': issue.culprit,
-        'level': issue.level, 'status': issue.status,
-        'event_count': issue.event_count, 'user_count': issue.user_count,
-        'account_count': issue.account_count,
-        'first_seen': iso(issue.first_seen), 'last_seen': iso(issue.last_seen),
-        'first_release': issue.first_release, 'last_release': issue.last_release,
-        'is_regressed': bool(issue.is_regressed), 'regressed_release': issue.regressed_release,
-        'regressed_at': iso(issue.regressed_at), 'resolved_at': iso(issue.resolved_at),
-    }
-
-
-def event_json(row):
-    event = decode_event(row.data)
-    event.update({'id': row.id, 'issue_id': row.issue_id, 'project_id': row.project_id,
-                  'received_at': iso(row.received_at)})
-    return event
 
 
 def query_int(req, name, default, low, high):
@@ -84,7 +61,7 @@ class Resource:
 class Projects(Resource):
     def on_get(self, req, resp):
         token = jsonapi.require_token(req)
-        projects = auth.organization_projects(token.organization_id).order_by(Project.id)
+        projects = orgs.organization_projects(token.organization_id).order_by(Project.id)
         jsonapi.send(resp, {'projects': [project_json(p) for p in projects]})
 
 
@@ -103,19 +80,19 @@ class ProjectIssues(Resource):
         token = jsonapi.require_token(req)
         project = self.project(token, project_id)
         status = req.get_param('status') or 'unresolved'
-        if status not in search.STATUSES + ('all',):
+        if status not in issues.STATUSES + ('all',):
             raise falcon.HTTPBadRequest(description='status: must be unresolved, resolved, ignored or all')
         sort = req.get_param('sort') or 'last_seen'
         if sort not in search.SORTS:
             raise falcon.HTTPBadRequest(description='sort: must be one of ' + ', '.join(search.SORTS))
-        issues = search.filter_issues(
+        matching = search.filter_issues(
             [project.id], status=status, environment=req.get_param('environment'),
             release=req.get_param('release'), level=req.get_param('level'),
             query=req.get_param('query'))
         rows, next_cursor = search.page_issues(
-            issues, sort=sort, cursor=req.get_param('cursor'),
+            matching, sort=sort, cursor=req.get_param('cursor'),
             limit=query_int(req, 'limit', 50, 1, MAX_LIMIT))
-        jsonapi.send(resp, {'issues': [issue_json(i) for i in rows], 'next': next_cursor})
+        jsonapi.send(resp, {'issues': [issues.issue_json(i) for i in rows], 'next': next_cursor})
 
 
 class IssueItem(Resource):
@@ -125,7 +102,7 @@ class IssueItem(Resource):
     def on_get(self, req, resp, issue_id):
         token = jsonapi.require_token(req)
         issue = self.issue(token, issue_id)
-        body = issue_json(issue)
+        body = issues.issue_json(issue)
         tags = {}
         for row in (IssueTag.select().where(IssueTag.issue == issue.id)
                     .order_by(IssueTag.event_count.desc()).limit(200)):
@@ -141,27 +118,10 @@ class IssueItem(Resource):
         except orjson.JSONDecodeError as error:
             raise falcon.HTTPBadRequest(description=f'body is not valid JSON: {error}')
         status = media.get('status') if isinstance(media, dict) else None
-        if status not in search.STATUSES:
+        if status not in issues.STATUSES:
             raise falcon.HTTPBadRequest(description='status: must be unresolved, resolved or ignored')
-        self.writer.call(lambda: set_status(issue.id, status, user_id=token.user_id))
-        jsonapi.send(resp, issue_json(Issue.get_by_id(issue.id)))
-
-
-def set_status(issue_id, status, *, user_id=None, now=None):
-    """Change an issue's status and record it in its activity; runs on the writer."""
-    now = now or utcnow()
-    issue = Issue.get_by_id(issue_id)
-    if issue.status == status:
-        return issue
-    values = {Issue.status: status}
-    if status == 'resolved':
-        values.update({Issue.resolved_at: now, Issue.is_regressed: False})
-    elif issue.status == 'resolved':
-        values[Issue.resolved_at] = None
-    Issue.update(values).where(Issue.id == issue_id).execute()
-    kind = {'resolved': 'resolved', 'ignored': 'ignored', 'unresolved': 'reopened'}[status]
-    IssueActivity.create(issue=issue_id, kind=kind, user=user_id, created_at=now)
-    return issue
+        self.writer.call(lambda: issues.set_status(issue.id, status, user_id=token.user_id))
+        jsonapi.send(resp, issues.issue_json(Issue.get_by_id(issue.id)))
 
 
 class IssueEvents(Resource):
@@ -178,7 +138,7 @@ class IssueEvents(Resource):
                 raise falcon.HTTPBadRequest(description='cursor: must be an integer')
         rows = list(events.order_by(Event.id.desc()).limit(limit + 1))
         next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
-        jsonapi.send(resp, {'events': [event_json(r) for r in rows[:limit]], 'next': next_cursor})
+        jsonapi.send(resp, {'events': [issues.event_json(r) for r in rows[:limit]], 'next': next_cursor})
 
 
 class IssueUsers(Resource):
@@ -212,4 +172,4 @@ class ProjectEvent(Resource):
         row = Event.get_or_none(Event.project == project.id, Event.event_id == event_id)
         if row is None:
             raise falcon.HTTPNotFound(description=f'no event {event_id!r} in project {project_id}')
-        jsonapi.send(resp, event_json(row))
+        jsonapi.send(resp, issues.event_json(row))

@@ -1,4 +1,5 @@
-"""create_app(): the Falcon application with its routes, middleware and error handling.
+"""create_app(): the Falcon application with its routes, middleware and error handling. The one
+module that wires the web pages in.
 
 It never reads os.environ, opens a socket or starts a thread: the server (or a test) builds the
 writer and hands it in.
@@ -9,29 +10,27 @@ import logging
 import falcon
 
 from proliferate import api
-from proliferate import auth
 from proliferate import db
 from proliferate import jsonapi
-from proliferate.ingest import resources
 from proliferate import openapi
-from proliferate.web import base
-from proliferate.sourcemaps import releases
-from proliferate.web import notifications as notification_pages
-from proliferate.web import releases as release_pages
-from proliferate.times import utcnow
+from proliferate import paths
+from proliferate.ingest import resources
 from proliferate.ingest.store import DropCounter
+from proliferate.sourcemaps import releases
+from proliferate.times import utcnow
+from proliferate.web import base
+from proliferate.web import guard
+from proliferate.web import routes
+from proliferate.web import templating
 
 log = logging.getLogger(__name__)
-
-INGEST_PREFIXES = ('/api/v1/errors', '/v1/errors')
-
 
 class ReadConnection(db.ConnectionPerRequest):
     """A connection per request, except on ingest: it needs the database only on a key-cache
     miss, and opening SQLite (with its pragmas) on every event would cost more than the event."""
 
     def process_request(self, req, resp):
-        if not req.path.startswith(INGEST_PREFIXES):
+        if paths.kind(req.path) != paths.INGEST:
             super().process_request(req, resp)
 
 
@@ -43,7 +42,7 @@ class Health:
     def on_get(self, req, resp):
         db.database.execute_sql('SELECT 1')
         body = {'status': 'ok', 'writer_queue': self.writer.pending}
-        if self.leader is not None:  # issue 9: whether this process runs the scheduled jobs
+        if self.leader is not None:  # whether this process runs the scheduled jobs
             body['leader'] = self.leader.is_leader
         jsonapi.send(resp, body)
 
@@ -55,7 +54,7 @@ def handle_unexpected(req, resp, error, params):
 
 class DatabaseInt(falcon.routing.IntConverter):
     """{x:int} bounded to a 64-bit database integer: a larger id in a URL is a 404, not an
-    OverflowError from the driver (a 500; found by schemathesis, issue 7)."""
+    OverflowError from the driver (a 500, which schemathesis found)."""
 
     def __init__(self, num_digits=None, min=-2 ** 63, max=2 ** 63 - 1):  # noqa: A002 (Falcon's names)
         super().__init__(num_digits, min, max)
@@ -66,11 +65,10 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
     drops = drops if drops is not None else DropCounter()
     keys = keys or resources.KeyCache(config.key_cache_seconds)
     limiter = limiter or resources.RateLimiter(config.rate_limit_per_minute)
-    app = falcon.App(middleware=[ReadConnection(), auth.CrossSiteGuard(config.base_url),
-                                 base.SecurityHeaders()])
+    app = falcon.App(middleware=[ReadConnection(), guard.CrossSiteGuard(config.base_url),
+                                 guard.SecurityHeaders()])
     app.req_options.strip_url_path_trailing_slash = True
     app.router_options.converters['int'] = DatabaseInt
-    app.set_error_serializer(jsonapi.serialize_error)
     app.add_error_handler(Exception, handle_unexpected)
 
     errors = resources.Errors(writer, config, keys, limiter, drops, clock)
@@ -90,16 +88,14 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
     app.add_route('/api/v1/issues/{issue_id:int}/events', api.IssueEvents())
     app.add_route('/api/v1/issues/{issue_id:int}/users', api.IssueUsers())
     app.add_route('/api/v1/issues/{issue_id:int}/accounts', api.IssueAccounts())
-    # Source maps (issue 4): uploads take a project upload token, never a pk_ key.
+    # Source maps: uploads take a project upload token, never a pk_ key.
     app.add_route('/api/v1/releases', releases.Releases(writer, clock))
     app.add_route('/api/v1/sourcemaps', releases.SourceMaps(writer, clock))
     app.add_route('/api/v1/projects/{project_id:int}/releases', releases.ProjectReleases())
     # The issue browser; its errors are HTML pages, those of /api and ingest stay JSON.
-    templates = base.add_routes(app, config, writer=writer, keys=keys, clock=clock)
-    notification_pages.add_routes(app, templates, writer=writer, config=config, keys=keys,
-                                   clock=clock)
-    release_pages.add_routes(app, templates, writer=writer, config=config, keys=keys,
-                              clock=clock)
-    app.set_error_serializer(base.error_serializer(templates, jsonapi.serialize_error))
+    deps = base.Deps(templates=templating.make_environment(config.templates_dir), writer=writer,
+                     config=config, keys=keys, clock=clock)
+    routes.add_routes(app, deps)
+    app.set_error_serializer(base.error_serializer(deps.templates, jsonapi.serialize_error))
     app.add_static_route('/static', str(config.static_dir.resolve()))
     return app

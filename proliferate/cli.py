@@ -5,12 +5,12 @@ import argparse
 import getpass
 import logging
 import os
-import re
 import sys
 
 from proliferate import times
 from proliferate import __version__
 from proliferate import auth
+from proliferate import orgs
 from proliferate import backup
 from proliferate import db
 from proliferate.notifications import outbox
@@ -24,17 +24,12 @@ from proliferate.models import Organization
 from proliferate.models import Project
 from proliferate.models import ProjectKey
 from proliferate.models import Session
-from proliferate.web.base import MIN_PASSWORD
 from proliferate.models import User
 
 
 class CommandError(Exception):
     """A message for the user; exit status 1."""
 
-
-def slugify(name):
-    slug = re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')
-    return slug[:50] or 'project'
 
 
 def add_settings(parser):
@@ -145,7 +140,7 @@ def find_org(slug=None, *, create=False):
     if slug is None:
         org = Organization.select().order_by(Organization.id).first()
         if org is None and create:
-            org = Organization.create(name='Default', slug='default')
+            org = orgs.create_organization('Default')
         if org is None:
             raise CommandError('no organization yet: create a project or user first')
         return org
@@ -153,7 +148,7 @@ def find_org(slug=None, *, create=False):
     if org is None:
         if not create:
             raise CommandError(f'no organization {slug!r}')
-        org = Organization.create(name=slug, slug=slugify(slug))
+        org = orgs.create_organization(slug)
     return org
 
 
@@ -166,20 +161,11 @@ def find_project(ref):
     return project
 
 
-def unique_slug(org, name):
-    base = slugify(name)
-    slug = base
-    number = 2
-    while Project.select().where(Project.organization == org, Project.slug == slug).exists():
-        slug = f'{base}-{number}'
-        number += 1
-    return slug
-
 
 def cmd_project_create(args):
     org = find_org(args.org, create=True)
-    project = Project.create(organization=org, name=args.name, slug=unique_slug(org, args.name))
-    key = auth.create_ingest_key(project)
+    project = orgs.create_project(org, args.name)
+    key = project.keys.get()
     print(f'Created project {project.name!r} (id {project.id}, org {org.slug}). Ingest key:')
     print(key.key)
 
@@ -245,14 +231,18 @@ def cmd_key_list(args):
 
 
 def cmd_user_create(args):
-    email = args.email.strip().lower()
-    if '@' not in email:
-        raise CommandError(f'{args.email!r} is not an email address')
+    email = auth.normalize_email(args.email)
+    try:
+        orgs.check_email(email)
+        if args.password is not None:
+            orgs.check_password(args.password)
+    except orgs.Refused as error:
+        raise CommandError(str(error)) from None
     if User.select().where(User.email == email).exists():
         raise CommandError(f'user {email} exists already')
     org = find_org(args.org, create=True)
-    user = auth.create_user(email, args.password, is_admin=args.admin)
-    auth.add_member(org, user, 'owner' if args.admin else 'member')
+    user = orgs.create_user(email, args.password, is_admin=args.admin)
+    orgs.add_member(org, user, 'owner' if args.admin else 'member')
     print(f'Created user {email} in organization {org.slug}')
 
 
@@ -264,8 +254,10 @@ def cmd_user_password(args):
     if password is None:
         password = (getpass.getpass('New password: ') if sys.stdin.isatty()
                     else sys.stdin.readline().rstrip('\n'))
-    if len(password) < MIN_PASSWORD:
-        raise CommandError(f'the password must have at least {MIN_PASSWORD} characters')
+    try:
+        orgs.check_password(password)
+    except orgs.Refused as error:
+        raise CommandError(str(error)) from None
     User.update(password_hash=auth.hash_password(password)).where(User.id == user.id).execute()
     ended = Session.delete().where(Session.user == user.id).execute()
     print(f'Password of {user.email} changed; {ended} session(s) ended')

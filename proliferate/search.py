@@ -13,12 +13,12 @@ import orjson
 from peewee import SQL
 from peewee import fn
 
+from proliferate.issues import STATUSES
 from proliferate.models import Issue
 from proliferate.models import IssueAccount
 from proliferate.models import IssueTag
 from proliferate.models import IssueUser
 
-STATUSES = ('unresolved', 'resolved', 'ignored')
 SORTS = {
     'last_seen': Issue.last_seen,
     'first_seen': Issue.first_seen,

@@ -14,6 +14,7 @@ import waitress
 from browser import chromium_browser  # noqa: F401  (session fixture, one Playwright for all modules)
 
 from proliferate import auth
+from proliferate import orgs
 from proliferate import db
 from proliferate.app import create_app
 from proliferate.config import Config
@@ -163,9 +164,9 @@ def make_project(name='web', org_slug='acme'):
 def make_token(org_id, email='reader@example.com'):
     with db.database.connection_context():
         with db.database.atomic():
-            user = auth.create_user(email, 'correct horse battery staple')
+            user = orgs.create_user(email, 'correct horse battery staple')
             org = Organization.get_by_id(org_id)
-            auth.add_member(org, user, 'member')
+            orgs.add_member(org, user, 'member')
             token, _row = auth.create_token(user, org)
     return token
 

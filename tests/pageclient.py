@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 from proliferate import times
 from proliferate import auth
+from proliferate import orgs
 from proliferate import db
 from proliferate.models import Organization
 from proliferate.models import Project
@@ -86,8 +87,8 @@ def make_user(email, *, org_slug='acme', role='owner', password=PASSWORD, is_adm
         with db.database.atomic():
             org = Organization.get_or_none(Organization.slug == org_slug) or Organization.create(
                 name=org_slug.title(), slug=org_slug)
-            user = auth.create_user(email, password, is_admin=is_admin)
-            auth.add_member(org, user, role)
+            user = orgs.create_user(email, password, is_admin=is_admin)
+            orgs.add_member(org, user, role)
     return types.SimpleNamespace(id=user.id, email=user.email, org_id=org.id, org_slug=org.slug)
 
 

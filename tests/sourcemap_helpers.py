@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 from proliferate import auth
+from proliferate import orgs
 from proliferate import db
 from proliferate.models import Organization
 from proliferate.models import Project
@@ -45,9 +46,9 @@ def make_upload_token(project, email=None):
     email = email or f'ci-{secrets.token_hex(4)}@example.com'
     with db.database.connection_context():
         with db.database.atomic():
-            user = User.get_or_none(User.email == email) or auth.create_user(email)
+            user = User.get_or_none(User.email == email) or orgs.create_user(email)
             org = Organization.get_by_id(project.org_id)
-            auth.add_member(org, user, 'member')
+            orgs.add_member(org, user, 'member')
             token, _row = auth.create_token(user, org, kind='upload',
                                             project=Project.get_by_id(project.id))
     return token

@@ -15,6 +15,7 @@ from pageclient import make_user
 from pageclient import send
 from proliferate import times
 from proliferate import auth
+from proliferate.web import guard
 from proliferate import db
 from proliferate.app import create_app
 from proliferate.models import Issue
@@ -64,7 +65,7 @@ def test_passwords_are_argon2id():
 def test_session_cookie_is_httponly_lax_and_stored_hashed(client, owner):
     browser = PageClient(client)
     result = browser.login(owner.email)
-    cookie = result.cookies[auth.SESSION_COOKIE]
+    cookie = result.cookies[guard.SESSION_COOKIE]
     assert cookie.http_only
     assert cookie.same_site.lower() == 'lax'
     assert not cookie.secure  # plain HTTP here: a Secure cookie would never come back
@@ -80,29 +81,29 @@ def test_session_cookie_is_secure_over_https(client, owner):
     result = browser.post('/login', {'email': owner.email, 'password': 'correct horse battery'},
                           protocol='https')
     assert result.status_code == 303
-    assert result.cookies[auth.SESSION_COOKIE].secure
+    assert result.cookies[guard.SESSION_COOKIE].secure
 
 
 def test_session_id_changes_at_login_and_dies_at_logout(client, owner):
     browser = PageClient(client)
     browser.login(owner.email)
-    first = browser.cookies[auth.SESSION_COOKIE]
+    first = browser.cookies[guard.SESSION_COOKIE]
     browser.get('/orgs/acme/issues')
     browser.login(owner.email)  # signing in again, e.g. after a planted cookie
-    second = browser.cookies[auth.SESSION_COOKIE]
+    second = browser.cookies[guard.SESSION_COOKIE]
     assert first != second
     assert len(sessions()) == 1  # the session the browser had before is gone
 
     stale = PageClient(client)
-    stale.cookies[auth.SESSION_COOKIE] = first
+    stale.cookies[guard.SESSION_COOKIE] = first
     result = stale.get('/orgs/acme/issues', expect=303)
     assert result.headers['location'] == '/login?next=%2Forgs%2Facme%2Fissues'
 
     browser.logout()
-    assert auth.SESSION_COOKIE not in browser.cookies
+    assert guard.SESSION_COOKIE not in browser.cookies
     assert sessions() == []
     replay = PageClient(client)
-    replay.cookies[auth.SESSION_COOKIE] = second
+    replay.cookies[guard.SESSION_COOKIE] = second
     replay.get('/orgs/acme/issues', expect=303)
 
 
@@ -136,7 +137,7 @@ def test_wrong_password_and_unknown_email_look_alike(client, owner):
     unknown = browser.post('/login', {'email': 'nobody@example.com', 'password': 'nope nope'})
     assert wrong.status_code == unknown.status_code == 400
     assert 'Wrong email or password.' in wrong.text and 'Wrong email or password.' in unknown.text
-    assert auth.SESSION_COOKIE not in browser.cookies
+    assert guard.SESSION_COOKIE not in browser.cookies
 
 
 def test_post_without_csrf_token_is_refused(client, owner):
@@ -221,7 +222,7 @@ def test_failed_logins_are_throttled_per_email(timed_client, owner, clock):
     wait = int(result.headers['retry-after'])
     assert 0 < wait <= auth.LOGIN_WINDOW.total_seconds()
     assert 'Too many failed sign-ins' in result.text
-    assert auth.SESSION_COOKIE not in browser.cookies
+    assert guard.SESSION_COOKIE not in browser.cookies
     # Another account from the same address is not locked by this one.
     other = make_user('other@example.com')
     assert browser.post('/login', {'email': other.email,

@@ -107,14 +107,14 @@ def test_settings_page_saves_preferences_and_refuses_bad_input(client, services)
     del form['trigger_regression']
     result = browser.post('/orgs/acme/notifications', form)
     assert result.status_code == 303
-    assert result.headers['location'] == '/orgs/acme/notifications?done=saved'
+    assert result.headers['location'] == '/orgs/acme/notifications?notice=notifications_saved'
     row = query(lambda: NotificationSettings.get(NotificationSettings.organization == owner.org_id))
     assert (row.delivery_mode, row.digest_hour, row.digest_weekday) == ('digest_weekly', 7, 4)
     assert (row.spike_events, row.spike_minutes, row.min_level) == (50, 5, 'error')
     assert row.environments == 'production, eu' and row.trigger_accounts
     assert not row.trigger_regression and row.last_digest_at is not None
 
-    page = browser.get('/orgs/acme/notifications?done=saved')
+    page = browser.get('/orgs/acme/notifications?notice=notifications_saved')
     assert 'Notification settings saved.' in page.text
     assert '<option value="digest_weekly" selected>' in page.text
     assert 'name="trigger_regression">' in page.text  # unchecked
@@ -148,7 +148,7 @@ def test_members_choose_their_email_but_cannot_change_the_organization(client, s
     assert result.status_code == 303
     choice = query(lambda: NotificationPreference.select(NotificationPreference.email).scalar())
     assert choice == 'digest'
-    page = browser.get('/orgs/acme/notifications?done=me')
+    page = browser.get('/orgs/acme/notifications?notice=email_choice_saved')
     assert 'value="digest" checked' in page.text
     # Another organization's page does not exist for this user.
     make_user('other@example.test', org_slug='other')
@@ -305,7 +305,7 @@ def test_new_user_gets_alert_regression_and_daily_digest(live_server, http, conf
     browser.open('/orgs/acme/notifications')
     status, body, url = browser.open('/orgs/acme/notifications', dict(
         SETTINGS_FORM, delivery_mode='digest_daily', digest_hour=str(hour)))
-    assert status == 200 and url.endswith('done=saved')
+    assert status == 200 and url.endswith('notice=notifications_saved')
     other = {'api_key': key, 'event_id': uuid.uuid4().hex, 'timestamp': now.isoformat() + 'Z',
              'type': 'exception', 'level': 'error', 'environment': 'production',
              'exception': {'type': 'RangeError', 'message': 'Maximum call stack size exceeded',

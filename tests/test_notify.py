@@ -28,8 +28,8 @@ from aiosmtpd.smtp import AuthResult
 from conftest import make_project
 from proliferate import times
 from proliferate.notifications import rules
-from proliferate import api
-from proliferate import auth
+from proliferate.issues import set_status
+from proliferate import orgs
 from proliferate import db
 from proliferate import jobs
 from proliferate.notifications import send
@@ -212,8 +212,8 @@ def digests(cfg, services, at):
 def member(org_id, address, choice=None):
     with db.database.connection_context():
         with db.database.atomic():
-            user = auth.create_user(address)
-            membership = auth.add_member(Organization.get_by_id(org_id), user)
+            user = orgs.create_user(address)
+            membership = orgs.add_member(Organization.get_by_id(org_id), user)
             if choice:
                 outbox.set_email_choice(membership.id, choice, now())
 
@@ -245,7 +245,7 @@ def deliveries(**where):
 
 
 def resolve(services, issue_id):
-    services.writer.call(lambda: api.set_status(issue_id, 'resolved'))
+    services.writer.call(lambda: set_status(issue_id, 'resolved'))
 
 
 @pytest.fixture

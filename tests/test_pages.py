@@ -22,9 +22,10 @@ from pageclient import make_project
 from pageclient import make_user
 from pageclient import send
 from proliferate import times
-from proliferate import auth
+from proliferate.web import guard
 from proliferate import db
 from proliferate.web import templating
+from proliferate.web import routes
 from proliferate.web import urls
 from proliferate.models import ApiToken
 from proliferate.models import DroppedCount
@@ -103,7 +104,7 @@ def test_setup_creates_admin_org_project_and_shows_the_snippets(client, services
     result = anonymous.post('/setup', fields)
     assert result.status_code == 303
     assert result.headers['location'].endswith('/settings?welcome=1')
-    assert auth.SESSION_COOKIE in anonymous.cookies  # signed in as the new admin
+    assert guard.SESSION_COOKIE in anonymous.cookies  # signed in as the new admin
 
     page = anonymous.get(result.headers['location']).text
     assert 'Your project is ready' in page
@@ -744,15 +745,19 @@ def test_errors_are_html_for_pages_and_json_for_the_api(client, browser):
 
 
 def test_url_functions_build_paths_their_routes_accept(client, browser, web):
-    """urls.py is the one place page URLs are made: each function's path matches its route."""
+    """urls.py is the one place page URLs are made: every row of the one route table has a
+    builder of its name, and the path it builds matches the row's template."""
     samples = {'token_revoke': (3,), 'invite': ('inv_x',), 'org_issues': ('acme',),
                'org_projects': ('acme',), 'org_members': ('acme',), 'member': ('acme', 2),
                'org_invites': ('acme',), 'invite_revoke': ('acme', 4),
                'project_issues': (5,), 'project_settings': (5,), 'project_delete': (5,),
                'project_keys': (5,), 'key_revoke': (5, 6), 'issue': (7,), 'issue_status': (7,),
                'issue_events': (7,), 'issue_event': (7, 8), 'event_json': (7, 8),
-               'issue_users': (7,), 'issue_accounts': (7,)}
-    for name, template in urls.ROUTES.items():
+               'issue_users': (7,), 'issue_accounts': (7,), 'org_notifications': ('acme',),
+               'notifications_me': ('acme',), 'notifications_test': ('acme',),
+               'webhooks': ('acme',), 'webhook': ('acme', 9), 'deliveries': ('acme',),
+               'project_releases': (5,), 'release': (5, 10)}
+    for name, template, _resource, _suffix in routes.ROUTES:
         built = getattr(urls, name)(*samples.get(name, ()))
         pattern = re.sub(r'\{[a-z_]+:int\}', r'\\d+', re.sub(r'\{[a-z_]+\}', '[^/]+', template))
         assert re.fullmatch(pattern, built.split('?')[0]), (name, built)

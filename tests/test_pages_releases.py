@@ -15,7 +15,6 @@ from sourcemap_helpers import stacks
 
 from proliferate import times
 from proliferate import db
-from proliferate.web import releases
 from proliferate.web import urls
 from proliferate.models import Event
 from proliferate.models import Release
@@ -58,8 +57,8 @@ def test_release_pages(client, project):
     assert hostile not in page and html.escape(hostile) in page
     with db.database.connection_context():
         release = Release.get(Release.version == 'shop@1')
-    assert f'href="{releases.release(project.id, release.id)}"' in page
-    detail = browser.get(releases.release(project.id, release.id)).text
+    assert f'href="{urls.release(project.id, release.id)}"' in page
+    detail = browser.get(urls.release(project.id, release.id)).text
     assert html.escape(CDN + 'app1.min.js') in detail and '~/static/js/other.min.js' in detail
     # Build 1's checkout stack resolves 7 frames, all through app1's map.
     assert '<td class="num">7</td>' in detail and '<td class="num">0</td>' in detail

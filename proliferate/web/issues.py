@@ -12,10 +12,12 @@ import orjson
 from peewee import JOIN
 from peewee import fn
 
-from proliferate import api
-from proliferate import auth
+from proliferate.web import guard
 from proliferate.web import charts
 from proliferate import db
+from proliferate.issues import event_json
+from proliferate.issues import STATUSES
+from proliferate.issues import set_status
 from proliferate import search
 from proliferate.web import urls
 from proliferate.models import Event
@@ -73,7 +75,7 @@ def parse_filters(req):
     stats = req.get_param('stats') or '24h'
     level = req.get_param('level') or ''
     return {
-        'status': status if status in search.STATUSES + ('all',) else 'unresolved',
+        'status': status if status in STATUSES + ('all',) else 'unresolved',
         'sort': sort if sort in search.SORTS else 'last_seen',
         'period': period if period in PERIODS else '',
         'stats': stats if stats in ('24h', '14d') else '24h',
@@ -202,7 +204,7 @@ class Issues(Page):
     """The issue list: /orgs/{slug}/issues (every project of the organization, or one of them with
     ?project=) and /projects/{id}/issues; POST /issues/bulk changes the status of selected rows."""
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get_org(self, req, resp, org_slug):
         org, _membership = self.org_for(req, org_slug)
         projects = list(Project.select().where(Project.organization == org.id)
@@ -216,7 +218,7 @@ class Issues(Page):
         self.show(req, resp, org=org, projects=projects, scope=scope, project=None, link=link,
                   chosen=chosen)
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get_project(self, req, resp, project_id):
         project, _membership = self.project_for(req, project_id)
 
@@ -264,7 +266,7 @@ class Issues(Page):
             here=here, new_since=now - NEW_FOR, levels=LEVELS, periods=PERIOD_LABELS,
             sorts=SORT_LABELS, tabs=STATUS_TABS, list_url=req.relative_uri)
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post_bulk(self, req, resp):
         form = self.form(req)
         status = ACTIONS.get(form.get('action'))
@@ -275,11 +277,11 @@ class Issues(Page):
         allowed = [row[0] for row in IssueRow.select(IssueRow.id).join(Project)
                    .where(IssueRow.id.in_(list(wanted)), Project.organization.in_(org_ids))
                    .tuples()] if wanted and org_ids else []
-        user_id = auth.current_user(req).id
+        user_id = guard.current_user(req).id
 
         def change():
             for issue_id in allowed:
-                api.set_status(issue_id, status, user_id=user_id, now=self.clock())
+                set_status(issue_id, status, user_id=user_id, now=self.clock())
 
         if allowed:
             self.call(change)
@@ -301,11 +303,11 @@ class Issue(Page):
         issue.project.organization = membership.organization
         return issue, membership
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get(self, req, resp, issue_id):
         self.show(req, resp, issue_id, None)
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get_event(self, req, resp, issue_id, event_pk):
         self.show(req, resp, issue_id, event_pk)
 
@@ -426,7 +428,7 @@ class Issue(Page):
                     .order_by(IssueActivity.created_at.desc(), IssueActivity.id.desc())
                     .limit(50))
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get_events(self, req, resp, issue_id):
         issue, _membership = self.issue_for(req, issue_id)
         before = req.get_param_as_int('before', min_value=1)
@@ -456,7 +458,7 @@ class Issue(Page):
             else None,
             new_since=self.clock() - NEW_FOR)
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get_users(self, req, resp, issue_id):
         issue, _membership = self.issue_for(req, issue_id)
         self.render(req, resp, 'issue_people.html', org=issue.project.organization, issue=issue,
@@ -465,7 +467,7 @@ class Issue(Page):
                     limit=PEOPLE_LIMIT, recent=RECENT_TAB,
                     total=issue.user_count, new_since=self.clock() - NEW_FOR)
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get_accounts(self, req, resp, issue_id):
         issue, _membership = self.issue_for(req, issue_id)
         self.render(req, resp, 'issue_people.html', org=issue.project.organization, issue=issue,
@@ -474,7 +476,7 @@ class Issue(Page):
                     limit=PEOPLE_LIMIT, recent=RECENT_TAB,
                     total=issue.account_count, new_since=self.clock() - NEW_FOR)
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get_json(self, req, resp, issue_id, event_pk):
         issue, _membership = self.issue_for(req, issue_id)
         row = Event.get_or_none(Event.id == event_pk, Event.issue == issue.id)
@@ -482,18 +484,18 @@ class Issue(Page):
             raise falcon.HTTPNotFound()
         # Served as JSON with nosniff (SecurityHeaders): a browser shows it as text, never as HTML.
         resp.content_type = falcon.MEDIA_JSON
-        resp.data = orjson.dumps(api.event_json(row), option=orjson.OPT_INDENT_2)
+        resp.data = orjson.dumps(event_json(row), option=orjson.OPT_INDENT_2)
         resp.set_header('Content-Disposition', f'inline; filename="event-{row.id}.json"')
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post_status(self, req, resp, issue_id):
         issue, _membership = self.issue_for(req, issue_id)
         form = self.form(req)
         status = form.get('status')
-        if status not in search.STATUSES:
+        if status not in STATUSES:
             raise falcon.HTTPBadRequest(description='status: unresolved, resolved or ignored')
-        user_id = auth.current_user(req).id
-        self.call(lambda: api.set_status(issue.id, status, user_id=user_id, now=self.clock()))
+        user_id = guard.current_user(req).id
+        self.call(lambda: set_status(issue.id, status, user_id=user_id, now=self.clock()))
         target = form.get('next')
         target = target if urls.is_local(target) else urls.issue(issue.id)
         raise falcon.HTTPSeeOther(urls.with_notice(target, status))

@@ -1,7 +1,7 @@
-"""Notification pages (issue 5): an organization's preferences, each member's own email choice, the
+"""Notification pages: an organization's preferences, each member's own email choice, the
 webhooks, a test button, and the delivery log (sent, failed with the error, pending retry).
 
-Handlers only read; every change runs on the writer through Page.call (see pages.py).
+Handlers only read; every change runs on the writer through Page.call (see base.py).
 """
 
 import falcon
@@ -9,7 +9,7 @@ from peewee import JOIN
 from peewee import fn
 
 from proliferate.notifications import rules
-from proliferate import auth
+from proliferate.web import guard
 from proliferate.notifications import send
 from proliferate.notifications import outbox
 from proliferate.web import urls
@@ -18,34 +18,11 @@ from proliferate.models import Issue
 from proliferate.models import NotificationPreference
 from proliferate.models import NotificationSettings
 from proliferate.models import Webhook
-from proliferate.web.base import MANAGERS
+from proliferate.orgs import MANAGERS
 from proliferate.web.base import Page
 
-ROUTES = {
-    'notifications': '/orgs/{org_slug}/notifications',
-    'notifications_me': '/orgs/{org_slug}/notifications/me',
-    'notifications_test': '/orgs/{org_slug}/notifications/test',
-    'webhooks': '/orgs/{org_slug}/notifications/webhooks',
-    'webhook': '/orgs/{org_slug}/notifications/webhooks/{webhook_id:int}',
-    'deliveries': '/orgs/{org_slug}/deliveries',
-}
-DONE = {
-    'saved': 'Notification settings saved.',
-    'me': 'Your email choice was saved.',
-    'webhook_deleted': 'Webhook deleted.',
-    'webhook_paused': 'Webhook paused: nothing is sent to it until you resume it.',
-    'webhook_resumed': 'Webhook resumed.',
-}
 STATUSES = ('pending', 'sent', 'failed', 'held', 'folded')
 PAGE_SIZE = 50
-
-
-def notifications_url(org_slug, **params):
-    return urls.with_query(f'/orgs/{urls.part(org_slug)}/notifications', params)
-
-
-def deliveries_url(org_slug, **params):
-    return urls.with_query(f'/orgs/{urls.part(org_slug)}/deliveries', params)
 
 
 def mask(secret):
@@ -53,7 +30,7 @@ def mask(secret):
 
 
 class NotificationPages(Page):
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get(self, req, resp, org_slug):
         org, membership = self.org_for(req, org_slug)
         self.show(req, resp, org, membership)
@@ -76,17 +53,15 @@ class NotificationPages(Page):
             members = sorted(outbox.members(org.id))
             hooks = list(Webhook.select().where(Webhook.organization == org.id)
                          .order_by(Webhook.id))
-        done = DONE.get(req.get_param('done') or '')
         self.render(req, resp, 'settings_notifications.html', status=status, org=org,
                     can_manage=can_manage, form=form, error=error,
-                    choice=choice, members=members, hooks=hooks, done=done,
+                    choice=choice, members=members, hooks=hooks,
                     test_report=test_report, new_secret=new_secret, mask=mask,
                     email_enabled=send.email_enabled(self.config), config=self.config,
                     modes=rules.MODE_NAMES, levels=rules.LEVELS, weekdays=rules.WEEKDAYS,
-                    triggers=rules.TRIGGER_NAMES, last_digest_at=prefs.last_digest_at,
-                    page=PAGE_URLS)
+                    triggers=rules.TRIGGER_NAMES, last_digest_at=prefs.last_digest_at)
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post(self, req, resp, org_slug):
         org, membership = self.org_for(req, org_slug, roles=MANAGERS)
         form = self.form(req)
@@ -99,9 +74,9 @@ class NotificationPages(Page):
             return
         now = self.clock()
         self.call(lambda: outbox.save_settings(org.id, values, now))
-        raise falcon.HTTPSeeOther(notifications_url(org.slug, done='saved'))
+        raise falcon.HTTPSeeOther(urls.org_notifications(org.slug, notice='notifications_saved'))
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post_me(self, req, resp, org_slug):
         _org, membership = self.org_for(req, org_slug)
         choice = self.form(req).get('email')
@@ -109,9 +84,9 @@ class NotificationPages(Page):
             raise falcon.HTTPBadRequest(description='email: on, digest or off')
         now = self.clock()
         self.call(lambda: outbox.set_email_choice(membership.id, choice, now))
-        raise falcon.HTTPSeeOther(notifications_url(org_slug, done='me'))
+        raise falcon.HTTPSeeOther(urls.org_notifications(org_slug, notice='email_choice_saved'))
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post_webhooks(self, req, resp, org_slug):
         org, membership = self.org_for(req, org_slug, roles=MANAGERS)
         form = self.form(req)
@@ -129,7 +104,7 @@ class NotificationPages(Page):
         # The secret is shown in full once, here; afterwards only its ends.
         self.show(req, resp, org, membership, new_secret=(hook.id, hook.secret))
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post_webhook(self, req, resp, org_slug, webhook_id):
         org, _membership = self.org_for(req, org_slug, roles=MANAGERS)
         action = self.form(req).get('action')
@@ -148,9 +123,9 @@ class NotificationPages(Page):
         if not self.call(change):
             raise falcon.HTTPNotFound()
         done = {'delete': 'webhook_deleted', 'pause': 'webhook_paused', 'resume': 'webhook_resumed'}
-        raise falcon.HTTPSeeOther(notifications_url(org.slug, done=done[action]))
+        raise falcon.HTTPSeeOther(urls.org_notifications(org.slug, notice=done[action]))
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post_test(self, req, resp, org_slug):
         """Sends now, from this request (bounded by the senders' timeouts), and shows each
         channel's result; every message is also in the delivery log."""
@@ -161,7 +136,7 @@ class NotificationPages(Page):
                    for channel, target, error in report]
         self.show(req, resp, org, membership, test_report=results)
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get_deliveries(self, req, resp, org_slug):
         org, _membership = self.org_for(req, org_slug, roles=MANAGERS)
         status = req.get_param('status') or ''
@@ -182,24 +157,4 @@ class NotificationPages(Page):
                       .group_by(Delivery.status).tuples())
         self.render(req, resp, 'deliveries.html', org=org,
                     rows=rows[:PAGE_SIZE], shown=status, statuses=STATUSES, counts=counts,
-                    older=older, page=PAGE_URLS, triggers=rules.TRIGGER_NAMES)
-
-
-PAGE_URLS = {
-    'notifications': notifications_url,
-    'deliveries': deliveries_url,
-    'me': lambda slug: f'/orgs/{urls.part(slug)}/notifications/me',
-    'test': lambda slug: f'/orgs/{urls.part(slug)}/notifications/test',
-    'webhooks': lambda slug: f'/orgs/{urls.part(slug)}/notifications/webhooks',
-    'webhook': lambda slug, hook_id: f'/orgs/{urls.part(slug)}/notifications/webhooks/{int(hook_id)}',
-}
-
-
-def add_routes(app, templates, *, writer, config, keys, clock):
-    pages = NotificationPages(templates, writer=writer, config=config, keys=keys, clock=clock)
-    app.add_route(ROUTES['notifications'], pages)
-    app.add_route(ROUTES['notifications_me'], pages, suffix='me')
-    app.add_route(ROUTES['notifications_test'], pages, suffix='test')
-    app.add_route(ROUTES['webhooks'], pages, suffix='webhooks')
-    app.add_route(ROUTES['webhook'], pages, suffix='webhook')
-    app.add_route(ROUTES['deliveries'], pages, suffix='deliveries')
+                    older=older, triggers=rules.TRIGGER_NAMES)

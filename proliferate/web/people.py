@@ -11,19 +11,19 @@ import secrets
 import falcon
 
 from proliferate import auth
+from proliferate import orgs
+from proliferate.web import guard
 from proliferate.web import urls
 from proliferate.models import ApiToken
 from proliferate.models import Invite
 from proliferate.models import Membership
 from proliferate.models import Organization
 from proliferate.models import User
-from proliferate.web.base import MANAGERS
-from proliferate.web.base import ROLES
+from proliferate.orgs import MANAGERS
+from proliferate.orgs import ROLES
 from proliferate.web.base import FormError
 from proliferate.web.base import Page
 from proliferate.web.base import base_url
-from proliferate.web.base import check_email
-from proliferate.web.base import check_password
 
 INVITE_LIFETIME = datetime.timedelta(days=7)
 
@@ -120,7 +120,7 @@ def revoke_token(user_id, token_id, now):
 class Members(Page):
     """/orgs/{slug}/members: members and their roles; invites (create, revoke)."""
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get_members(self, req, resp, org_slug):
         org, membership = self.org_for(req, org_slug)
         self.show_members(req, resp, org, membership)
@@ -141,7 +141,7 @@ class Members(Page):
                     me=membership, can_manage=can_manage, invites=invites, error=error,
                     invite_link=invite_link, roles=ROLES)
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post_member(self, req, resp, org_slug, membership_id):
         org, membership = self.org_for(req, org_slug)
         form = self.form(req)
@@ -149,7 +149,7 @@ class Members(Page):
         role = form.get('role')
         try:
             done = self.call(lambda: change_member(org.id, membership_id, action, role, membership))
-        except FormError as error:
+        except orgs.Refused as error:
             self.show_members(req, resp, org, membership, error=str(error),
                               status=falcon.HTTP_400)
             return
@@ -159,7 +159,7 @@ class Members(Page):
             urls.org_members(org.slug), {'notice': 'member_removed' if done == 'removed'
                                          else 'member_saved'}))
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post_invites(self, req, resp, org_slug):
         org, membership = self.org_for(req, org_slug, roles=MANAGERS)
         form = self.form(req)
@@ -169,8 +169,8 @@ class Members(Page):
             if role not in ROLES or (role == 'owner' and membership.role != 'owner'):
                 raise FormError('Choose a role you may give.')
             if email:
-                check_email(email)
-        except FormError as error:
+                orgs.check_email(email)
+        except orgs.Refused as error:
             self.show_members(req, resp, org, membership, error=str(error),
                               status=falcon.HTTP_400)
             return
@@ -180,7 +180,7 @@ class Members(Page):
         self.show_members(req, resp, org, membership,
                           invite_link=base_url(req, self.config) + urls.invite(token))
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post_invite_revoke(self, req, resp, org_slug, invite_id):
         org, _membership = self.org_for(req, org_slug, roles=MANAGERS)
         now = self.clock()
@@ -204,42 +204,42 @@ class InvitePage(Page):
                 description='This invite link was used, revoked or has expired. Ask for a new one.')
         values = values or {'email': invite.email or '', 'name': ''}
         self.render(req, resp, 'invite_accept.html', status=status, invite=invite,
-                    org=invite.organization if auth.current_user(req) else None,
+                    org=invite.organization if guard.current_user(req) else None,
                     token=token, error=error, values=values)
 
     def on_post(self, req, resp, token):
         form = self.form(req)
         now = self.clock()
-        user = auth.current_user(req)
+        user = guard.current_user(req)
         values = {'email': auth.normalize_email(form.get('email')), 'name': form.get('name')}
-        ip, agent = auth.client_ip(req), req.user_agent or ''
+        ip, agent = guard.client_ip(req), req.user_agent or ''
         try:
             if user is not None:
                 slug, session = self.call(lambda: accept_invite(token, now, user_id=user.id))
             else:
-                check_email(values['email'])
+                orgs.check_email(values['email'])
                 password = form.get('password', strip=False)
-                check_password(password, form.get('password_confirm', strip=False))
+                orgs.check_password(password, form.get('password_confirm', strip=False))
                 new_user = (values['email'], values['name'][:100], auth.hash_password(password))
                 slug, session = self.call(lambda: accept_invite(
                     token, now, new_user=new_user, ip=ip, user_agent=agent))
-        except FormError as error:
+        except orgs.Refused as error:
             self.show(req, resp, token, error=str(error), values=values, status=falcon.HTTP_400)
             return
         if session:
-            auth.set_session_cookie(req, resp, session)
+            guard.set_session_cookie(req, resp, session)
         raise falcon.HTTPSeeOther(urls.with_query(urls.org_issues(slug), {'notice': 'joined'}))
 
 
 class Tokens(Page):
     """/tokens: the user's read-API tokens (shown once at creation) and their revocation."""
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get(self, req, resp):
         self.show(req, resp)
 
     def show(self, req, resp, *, new_token=None, error=None, status=falcon.HTTP_200):
-        user = auth.current_user(req)
+        user = guard.current_user(req)
         tokens = list(ApiToken.select(ApiToken, Organization).join(Organization)
                       .where(ApiToken.user == user.id, ApiToken.kind == 'read')
                       .order_by(ApiToken.revoked_at.is_null(False), ApiToken.id.desc()))
@@ -249,9 +249,9 @@ class Tokens(Page):
                     new_token=new_token, error=error,
                     api_base=base_url(req, self.config) + '/api/v1')
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post(self, req, resp):
-        user = auth.current_user(req)
+        user = guard.current_user(req)
         form = self.form(req)
         name = form.get('name', limit=100)
         org_id = form.get('organization')
@@ -266,9 +266,9 @@ class Tokens(Page):
         token = self.call(lambda: create_read_token(user.id, org, name))
         self.show(req, resp, new_token=token)
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post_revoke(self, req, resp, token_id):
-        user = auth.current_user(req)
+        user = guard.current_user(req)
         if not self.call(lambda: revoke_token(user.id, token_id, self.clock())):
             raise falcon.HTTPNotFound()
         raise falcon.HTTPSeeOther(urls.with_query(urls.tokens(), {'notice': 'token_revoked'}))
@@ -277,16 +277,16 @@ class Tokens(Page):
 class Account(Page):
     """/account: name, password, signing out other sessions."""
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get(self, req, resp):
         self.render(req, resp, 'account.html', error=None)
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post(self, req, resp):
-        user = auth.current_user(req)
+        user = guard.current_user(req)
         form = self.form(req)
         action = form.get('action')
-        keep = auth.session_token(req)
+        keep = guard.session_token(req)
         if action == 'sign_out_others':
             self.call(lambda: auth.delete_user_sessions(user.id, keep_token=keep))
             raise falcon.HTTPSeeOther(urls.with_query(urls.account(),
@@ -297,8 +297,8 @@ class Account(Page):
                                             form.get('current_password', strip=False)):
                     raise FormError('The current password is wrong.')
                 password = form.get('password', strip=False)
-                check_password(password, form.get('password_confirm', strip=False))
-            except FormError as error:
+                orgs.check_password(password, form.get('password_confirm', strip=False))
+            except orgs.Refused as error:
                 self.render(req, resp, 'account.html', status=falcon.HTTP_400, error=str(error))
                 return
             password_hash = auth.hash_password(password)
@@ -313,17 +313,3 @@ class Account(Page):
         name = form.get('name', limit=100)
         self.call(lambda: User.update(name=name).where(User.id == user.id).execute())
         raise falcon.HTTPSeeOther(urls.with_query(urls.account(), {'notice': 'account_saved'}))
-
-
-def add_routes(app, templates, deps):
-    r = urls.ROUTES
-    members = Members(templates, **deps)
-    app.add_route(r['org_members'], members, suffix='members')
-    app.add_route(r['member'], members, suffix='member')
-    app.add_route(r['org_invites'], members, suffix='invites')
-    app.add_route(r['invite_revoke'], members, suffix='invite_revoke')
-    app.add_route(r['invite'], InvitePage(templates, **deps))
-    tokens = Tokens(templates, **deps)
-    app.add_route(r['tokens'], tokens)
-    app.add_route(r['token_revoke'], tokens, suffix='revoke')
-    app.add_route(r['account'], Account(templates, **deps))

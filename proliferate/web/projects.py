@@ -5,20 +5,20 @@ dropped-event counts.
 Handlers only read; each change runs on the writer through Page.call (see pages.py).
 """
 
-import re
-import secrets
 
 import falcon
 from peewee import fn
 
 from proliferate import auth
+from proliferate import orgs
+from proliferate.web import guard
 from proliferate.web import urls
 from proliferate.models import DroppedCount
 from proliferate.models import Event
 from proliferate.models import Issue
 from proliferate.models import Project
 from proliferate.models import ProjectKey
-from proliferate.web.base import MANAGERS
+from proliferate.orgs import MANAGERS
 from proliferate.web.base import FormError
 from proliferate.web.base import Page
 from proliferate.web.base import base_url
@@ -36,23 +36,6 @@ DROP_REASONS = {
 }
 
 
-def slugify(name):
-    slug = re.sub(r'[^a-z0-9]+', '-', (name or '').lower()).strip('-')
-    return slug[:50] or 'project'
-
-
-def unique_slug(model, name, org=None):
-    """A slug not yet used (per organization for projects): name, name-2, name-3..."""
-    base = slugify(name)
-    slug = base
-    for n in range(2, 1000):
-        query = model.select().where(model.slug == slug)
-        if org is not None:
-            query = query.where(model.organization == org)
-        if not query.exists():
-            return slug
-        slug = f'{base}-{n}'
-    return f'{base}-{secrets.token_hex(4)}'
 
 
 # The documented example's stack, as it appears inside the shell-quoted JSON of the curl snippet.
@@ -141,10 +124,7 @@ proliferate.init(
 
 
 def create_project(org_id, name, now):
-    project = Project.create(organization=org_id, name=name[:100],
-                             slug=unique_slug(Project, name, org=org_id), created_at=now)
-    auth.create_ingest_key(project, label='default')
-    return project.id
+    return orgs.create_project(org_id, name, now).id
 
 
 def save_project(project_id, name, rate_limit):
@@ -193,7 +173,7 @@ def parse_rate_limit(text):
 class Projects(Page):
     """/orgs/{slug}/projects: the list, and POST to create one."""
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get_projects(self, req, resp, org_slug):
         org, membership = self.org_for(req, org_slug)
         self.show_projects(req, resp, org, membership)
@@ -212,7 +192,7 @@ class Projects(Page):
         self.render(req, resp, 'project_list.html', status=status, org=org, projects=projects,
                     stats=stats, can_manage=membership.role in MANAGERS, error=error)
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post_projects(self, req, resp, org_slug):
         org, membership = self.org_for(req, org_slug, roles=MANAGERS)
         form = self.form(req)
@@ -227,7 +207,7 @@ class Projects(Page):
 class ProjectItem(Page):
     """/projects/{id}/settings, /delete, /keys, /keys/{key_id}/revoke."""
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get_settings(self, req, resp, project_id):
         project, membership = self.project_for(req, project_id)
         self.show(req, resp, project, membership)
@@ -251,7 +231,7 @@ class ProjectItem(Page):
             welcome=req.get_param('welcome') == '1',
             default_rate_limit=self.config.rate_limit_per_minute)
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post_settings(self, req, resp, project_id):
         project, membership = self.project_for(req, project_id, roles=MANAGERS)
         form = self.form(req)
@@ -260,7 +240,7 @@ class ProjectItem(Page):
             if not name:
                 raise FormError('A project needs a name.')
             rate_limit = parse_rate_limit(form.get('rate_limit_per_minute'))
-        except FormError as error:
+        except orgs.Refused as error:
             self.show(req, resp, project, membership, error=str(error), status=falcon.HTTP_400)
             return
         self.call(lambda: save_project(project.id, name, rate_limit))
@@ -268,13 +248,13 @@ class ProjectItem(Page):
         self.keys.forget()
         raise falcon.HTTPSeeOther(urls.project_settings(project.id, notice='project_saved'))
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get_delete(self, req, resp, project_id):
         project, _membership = self.project_for(req, project_id, roles=MANAGERS)
         self.render(req, resp, 'project_delete.html', org=project.organization, project=project,
                     error=None)
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post_delete(self, req, resp, project_id):
         project, _membership = self.project_for(req, project_id, roles=MANAGERS)
         form = self.form(req)
@@ -301,14 +281,14 @@ class ProjectItem(Page):
         raise falcon.HTTPSeeOther(urls.with_query(urls.org_projects(project.organization.slug),
                                                   {'notice': 'project_deleted'}))
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post_keys(self, req, resp, project_id):
         project, _membership = self.project_for(req, project_id, roles=MANAGERS)
         label = self.form(req).get('label', limit=100)
         self.call(lambda: create_key(project.id, label))
         raise falcon.HTTPSeeOther(urls.project_settings(project.id, notice='key_created'))
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_post_key_revoke(self, req, resp, project_id, key_id):
         project, _membership = self.project_for(req, project_id, roles=MANAGERS)
         key = self.call(lambda: revoke_key(project.id, key_id, self.clock()))
@@ -317,13 +297,3 @@ class ProjectItem(Page):
         # The ingest key cache would trust the key for a few more seconds: not after a revoke.
         self.keys.forget(key)
         raise falcon.HTTPSeeOther(urls.project_settings(project.id, notice='key_revoked'))
-
-
-def add_routes(app, templates, deps):
-    r = urls.ROUTES
-    app.add_route(r['org_projects'], Projects(templates, **deps), suffix='projects')
-    project = ProjectItem(templates, **deps)
-    app.add_route(r['project_settings'], project, suffix='settings')
-    app.add_route(r['project_delete'], project, suffix='delete')
-    app.add_route(r['project_keys'], project, suffix='keys')
-    app.add_route(r['key_revoke'], project, suffix='key_revoke')

@@ -5,43 +5,34 @@ and how many frames each map resolved. Read-only; uploads happen through the API
 import falcon
 from peewee import fn
 
-from proliferate import auth
+from proliferate.web import guard
 from proliferate.sourcemaps import releases
 from proliferate.models import Issue
 from proliferate.models import Release
 from proliferate.models import SourceMap
+from proliferate.web import urls
 from proliferate.web.base import Page
 
-# Route templates; urls.project_releases builds the first (for the project tabs), release() below
-# the second.
-ROUTES = {
-    'project_releases': '/projects/{project_id:int}/releases',
-    'release': '/projects/{project_id:int}/releases/{release_id:int}',
-}
 LIST_LIMIT = 200
-
-
-def release(project_id, release_id):
-    return f'/projects/{int(project_id)}/releases/{int(release_id)}'
 
 
 class Releases(Page):
     """/projects/{id}/releases and /projects/{id}/releases/{release_id}."""
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get(self, req, resp, project_id):
         project, _membership = self.project_for(req, project_id)
         rows = []
         for item, maps in releases.project_releases(project.id, limit=LIST_LIMIT):
             rows.append({
-                'release': item, 'url': release(project.id, item.id), 'maps': len(maps),
+                'release': item, 'url': urls.release(project.id, item.id), 'maps': len(maps),
                 'size': sum(m.size for m in maps),
                 'resolved': sum(m.resolved_count for m in maps),
             })
         self.render(req, resp, 'release_list.html', org=project.organization, project=project,
                     rows=rows, limit=LIST_LIMIT, config=self.config)
 
-    @falcon.before(auth.require_login)
+    @falcon.before(guard.require_login)
     def on_get_item(self, req, resp, project_id, release_id):
         project, _membership = self.project_for(req, project_id)
         item = Release.get_or_none(Release.id == release_id, Release.project == project.id)
@@ -56,9 +47,3 @@ class Releases(Page):
                     resolved=sum(m.resolved_count for m in maps),
                     retention_days=self.config.sourcemap_retention_days,
                     keep_releases=self.config.sourcemap_keep_releases)
-
-
-def add_routes(app, templates, *, writer, config, keys, clock):
-    pages = Releases(templates, writer=writer, config=config, keys=keys, clock=clock)
-    app.add_route(ROUTES['project_releases'], pages)
-    app.add_route(ROUTES['release'], pages, suffix='item')

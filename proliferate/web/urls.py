@@ -1,45 +1,10 @@
-"""One function per page URL of the issue browser, used by routes, templates and redirects.
-
-Pure: no I/O. ROUTES holds the route templates next to the functions that build the same paths.
-"""
+"""One function per page URL of the issue browser, named as its row in routes.ROUTES, used by
+templates and redirects. Pure: no I/O."""
 
 from urllib.parse import parse_qsl
 from urllib.parse import quote
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
-
-# name -> Falcon route template; pages.add_routes() wires them and tests/test_pages.py checks that
-# every function below builds a path its route accepts.
-ROUTES = {
-    'home': '/',
-    'setup': '/setup',
-    'login': '/login',
-    'logout': '/logout',
-    'account': '/account',
-    'tokens': '/tokens',
-    'token_revoke': '/tokens/{token_id:int}/revoke',
-    'invite': '/invite/{token}',
-    'org_issues': '/orgs/{org_slug}/issues',
-    'org_projects': '/orgs/{org_slug}/projects',
-    'org_members': '/orgs/{org_slug}/members',
-    'member': '/orgs/{org_slug}/members/{membership_id:int}',
-    'org_invites': '/orgs/{org_slug}/invites',
-    'invite_revoke': '/orgs/{org_slug}/invites/{invite_id:int}/revoke',
-    'project_issues': '/projects/{project_id:int}/issues',
-    'project_settings': '/projects/{project_id:int}/settings',
-    'project_delete': '/projects/{project_id:int}/delete',
-    'project_keys': '/projects/{project_id:int}/keys',
-    'key_revoke': '/projects/{project_id:int}/keys/{key_id:int}/revoke',
-    'issues_bulk': '/issues/bulk',
-    'issue': '/issues/{issue_id:int}',
-    'issue_status': '/issues/{issue_id:int}/status',
-    'issue_events': '/issues/{issue_id:int}/events',
-    'issue_event': '/issues/{issue_id:int}/events/{event_pk:int}',
-    'event_json': '/issues/{issue_id:int}/events/{event_pk:int}/json',
-    'issue_users': '/issues/{issue_id:int}/users',
-    'issue_accounts': '/issues/{issue_id:int}/accounts',
-}
-
 
 def with_query(path, params):
     """path?params, leaving out None and '' values (the pages' defaults)."""
@@ -167,14 +132,40 @@ def issue_accounts(issue_id):
     return f'/issues/{int(issue_id)}/accounts'
 
 
-# Pages wired by other modules (their routes live there); here for the navigation.
+def favicon():
+    return '/favicon.ico'
 
-def org_notifications(org_slug):
-    return f'/orgs/{part(org_slug)}/notifications'
+
+def org_notifications(org_slug, **params):
+    return with_query(f'/orgs/{part(org_slug)}/notifications', params)
+
+
+def notifications_me(org_slug):
+    return f'/orgs/{part(org_slug)}/notifications/me'
+
+
+def notifications_test(org_slug):
+    return f'/orgs/{part(org_slug)}/notifications/test'
+
+
+def webhooks(org_slug):
+    return f'/orgs/{part(org_slug)}/notifications/webhooks'
+
+
+def webhook(org_slug, webhook_id):
+    return f'/orgs/{part(org_slug)}/notifications/webhooks/{int(webhook_id)}'
+
+
+def deliveries(org_slug, **params):
+    return with_query(f'/orgs/{part(org_slug)}/deliveries', params)
 
 
 def project_releases(project_id):
     return f'/projects/{int(project_id)}/releases'
+
+
+def release(project_id, release_id):
+    return f'/projects/{int(project_id)}/releases/{int(release_id)}'
 
 
 def is_local(url):

@@ -1,0 +1,26 @@
+"""What kind of route a request path is: the one answer every middleware and error serializer
+uses (ingest is kept lean, pages get cookies, CSRF checks and HTML errors). Pure: no I/O."""
+
+INGEST = 'ingest'
+API = 'api'
+STATIC = 'static'
+PAGE = 'page'
+
+# The documented API's front door, and /v1/errors where the Python SDK 0.1.1+ posts.
+INGEST_PREFIXES = ('/api/v1/errors', '/v1/errors')
+# JSON with bearer tokens (or nothing): no cookies, so no CSRF; errors as {"detail": ...}.
+API_PREFIXES = ('/api/', '/v1/', '/healthz')
+
+
+def kind(path):
+    if path.startswith(INGEST_PREFIXES):
+        return INGEST
+    if path.startswith('/static/'):
+        return STATIC
+    if path.startswith(API_PREFIXES):
+        return API
+    return PAGE
+
+
+def is_page(path):
+    return kind(path) == PAGE
