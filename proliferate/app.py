@@ -16,7 +16,7 @@ from proliferate import openapi
 from proliferate import paths
 from proliferate.ingest import resources
 from proliferate.ingest.store import DropCounter
-from proliferate.sourcemaps import releases
+from proliferate.sourcemaps import upload_api
 from proliferate.times import utcnow
 from proliferate.web import base
 from proliferate.web import guard
@@ -89,9 +89,9 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
     app.add_route('/api/v1/issues/{issue_id:int}/users', api.IssueUsers())
     app.add_route('/api/v1/issues/{issue_id:int}/accounts', api.IssueAccounts())
     # Source maps: uploads take a project upload token, never a pk_ key.
-    app.add_route('/api/v1/releases', releases.Releases(writer, clock))
-    app.add_route('/api/v1/sourcemaps', releases.SourceMaps(writer, clock))
-    app.add_route('/api/v1/projects/{project_id:int}/releases', releases.ProjectReleases())
+    app.add_route('/api/v1/releases', upload_api.Releases(writer, clock))
+    app.add_route('/api/v1/sourcemaps', upload_api.SourceMaps(writer, clock))
+    app.add_route('/api/v1/projects/{project_id:int}/releases', upload_api.ProjectReleases())
     # The issue browser; its errors are HTML pages, those of /api and ingest stay JSON.
     deps = base.Deps(templates=templating.make_environment(config.templates_dir), writer=writer,
                      config=config, keys=keys, clock=clock)

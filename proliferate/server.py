@@ -13,7 +13,7 @@ from proliferate import times
 from proliferate import db
 from proliferate.app import create_app
 from proliferate.ingest.store import Digest
-from proliferate.sourcemaps.releases import MAX_UPLOAD_BODY
+from proliferate.sourcemaps.upload_api import MAX_UPLOAD_BODY
 from proliferate.ingest.store import DropCounter
 from proliferate.leader import Leader
 from proliferate.leader import lock_for

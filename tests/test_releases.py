@@ -12,7 +12,7 @@ from sourcemap_helpers import minified_bytes
 from sourcemap_helpers import multipart
 from sourcemap_helpers import upload_map
 
-from proliferate.sourcemaps.releases import MAX_SOURCEMAP_BYTES
+from proliferate.sourcemaps.upload_api import MAX_SOURCEMAP_BYTES
 
 
 def post_release(http, token, body):
