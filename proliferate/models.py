@@ -10,6 +10,9 @@ from proliferate.db import database
 from proliferate.times import utcnow
 
 
+# The indexes that migrations 0001-0003 create with their tables are named after the class
+# (projectkey_key), not the table (project_key_key) as these models would name them: a migration
+# that drops or replaces one must use the name the database has.
 class BaseModel(peewee.Model):
     class Meta:
         database = database
@@ -286,7 +289,8 @@ ALL_MODELS += (Session, Invite, LoginAttempt)
 # delivery log, cooldowns, and the trigger detector's position in the event table.
 
 class NotificationSettings(BaseModel):
-    """One row per organization; an organization without one gets alerts.Prefs() defaults."""
+    """One row per organization; an organization without one gets the defaults of
+    notifications.rules.Prefs()."""
     organization = peewee.ForeignKeyField(Organization, unique=True, backref='+',
                                           on_delete='CASCADE')
     delivery_mode = peewee.CharField(default='immediate')  # immediate | digest_* | off
