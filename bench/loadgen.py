@@ -100,7 +100,7 @@ def run_load(*, host, port, source, start, events, batch, concurrency, seconds):
     batch == 1 posts single events to /api/v1/errors; batch > 1 posts arrays to
     /api/v1/errors/batch. Stops taking new requests at `events` or after `seconds`. `port` may be
     a list: connection i goes to port i % len, as a load balancer spreads keep-alive connections
-    over several server processes (issue 9).
+    over several server processes.
     """
     if host not in LOOPBACK:
         raise ValueError(f'load goes to loopback only, not {host!r}')

@@ -11,7 +11,7 @@ routing, session lookup, queries and templates, without the network.
     python bench/pages_bench.py --events 200000      # smaller, when the machine is busy
     python bench/pages_bench.py --db /tmp/p.db --keep  # keep (and reuse) the database
 
-Targets (issue 3): p95 under 100 ms for the list and for the issue page.
+Targets: p95 under 100 ms for the list and for the issue page.
 """
 
 import argparse

@@ -90,7 +90,7 @@ def sqlite_path(url):
     return Path(url[len('sqlite:///'):]).resolve()
 
 
-# -- PostgreSQL (issue 9): the database is a URL instead of a file ------------------------------
+# -- PostgreSQL: the database is a URL instead of a file ------------------------------
 
 def is_postgres(target):
     return isinstance(target, str) and target.startswith(('postgres://', 'postgresql://'))

@@ -70,7 +70,7 @@ SETTINGS = (
     ('smtp_starttls', boolean, False, 'Upgrade the SMTP connection with STARTTLS (1/0, true/false, yes/no).'),
     ('smtp_ssl', boolean, False, 'Connect to SMTP over TLS from the start (SMTPS, port 465).'),
     ('smtp_from', str, 'proliferate@localhost', 'Sender address of notification email.'),
-    # Source maps (issue 4).
+    # Source maps.
     ('sourcemap_retention_days', int, 90,
      'Maps of releases older than this many days are deleted daily (the newest releases keep theirs); 0 keeps all.'),
     ('sourcemap_keep_releases', int, 10,
@@ -79,7 +79,7 @@ SETTINGS = (
      'Memory the writer may hold in parsed source maps (a parsed map costs about 3x its JSON).'),
     ('server_url', str, '', 'Server that `proliferate sourcemaps upload` sends to (its --server).'),
     ('upload_token', str, '', 'Upload token (pru_...) that `proliferate sourcemaps upload` sends (its --token).'),
-    # Several processes on one database (issue 9).
+    # Several processes on one database.
     ('leader_retry_seconds', float, 15.0,
      'How often a process that does not run the scheduled jobs tries to take over (and the one that does checks its lock).'),
 )
@@ -116,13 +116,13 @@ class Config:
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     smtp_from: str = 'proliferate@localhost'
-    # Source maps (issue 4).
+    # Source maps.
     sourcemap_retention_days: int = 90
     sourcemap_keep_releases: int = 10
     sourcemap_cache_mb: int = 256
     server_url: str = ''
     upload_token: str = ''
-    # Several processes on one database (issue 9).
+    # Several processes on one database.
     leader_retry_seconds: float = 15.0
 
     def __post_init__(self):

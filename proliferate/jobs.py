@@ -40,13 +40,13 @@ def backup_database(config):
 
 def cleanup_sourcemaps(config, writer=None, clock=times.utcnow):
     """Daily: delete the maps of releases older than sourcemap_retention_days, keeping the
-    newest sourcemap_keep_releases releases of each project (issue 4)."""
+    newest sourcemap_keep_releases releases of each project."""
     return releases.cleanup_sourcemaps(config, writer=writer, clock=clock)
 
 
 def send_outbox(config, writer=None, clock=times.utcnow, ssl_context=None):
     """Every few seconds: spikes and account thresholds, outbox rows into alerts (cooldown,
-    hourly cap, summaries of the rest), and sending what is due with retries (issue 5)."""
+    hourly cap, summaries of the rest), and sending what is due with retries."""
     stats = outbox.run_outbox(config, clock(), writer=writer, ssl_context=ssl_context)
     if stats:
         log.info('notifications: %s', dict(stats))
@@ -54,7 +54,7 @@ def send_outbox(config, writer=None, clock=times.utcnow, ssl_context=None):
 
 
 def send_digests(config, writer=None, clock=times.utcnow, ssl_context=None):
-    """Every few minutes: the hourly, daily and weekly digests that are due (issue 5)."""
+    """Every few minutes: the hourly, daily and weekly digests that are due."""
     stats = outbox.run_digests(config, clock(), writer=writer, ssl_context=ssl_context)
     if stats:
         log.info('digests: %s', dict(stats))
@@ -77,7 +77,7 @@ def build_scheduler(config, *, writer=None):
     # A fixed time of day rather than an interval, so a server restarted daily still runs it.
     scheduler.add_job(cleanup_sourcemaps, 'cron', hour=4, minute=10, id='cleanup_sourcemaps',
                       kwargs={'config': config, 'writer': writer}, replace_existing=True)
-    # Notifications (issue 5): sending never runs on a request or the writer's ingest path.
+    # Notifications: sending never runs on a request or the writer's ingest path.
     scheduler.add_job(send_outbox, 'interval', seconds=10, id='send_outbox',
                       kwargs={'config': config, 'writer': writer}, replace_existing=True)
     scheduler.add_job(send_digests, 'interval', minutes=5, id='send_digests',

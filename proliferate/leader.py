@@ -1,4 +1,4 @@
-"""Leadership (issue 9): of the processes sharing one database, exactly one runs the scheduled jobs.
+"""Leadership: of the processes sharing one database, exactly one runs the scheduled jobs.
 
 PostgreSQL: a session advisory lock held on a dedicated connection; SQLite: an exclusive lock on
 a file beside the database. Must not run jobs itself: server.serve() wraps each job in guard().

@@ -20,7 +20,7 @@ from proliferate.models import Project
 log = logging.getLogger(__name__)
 
 # One writer transaction deletes at most this many events: a few milliseconds, so ingest waits
-# that long at worst (issue 7: "ingest is never blocked long").
+# that long at worst: ingest must never be blocked for long.
 CHUNK = 500
 # A run stops after this long and goes on at the next one: a first run on a big database must
 # not occupy the scheduler's thread for hours.

@@ -73,7 +73,7 @@ def serve(config, *, on_ready=None):
 
     limit_malloc_arenas()
     writer, drops, _digest = build_services(config)
-    # Of the processes sharing the database, the one holding this lock runs the jobs (issue 9).
+    # Of the processes sharing the database, the one holding this lock runs the jobs.
     leader = Leader(lock_for(config.database_url), retry_seconds=config.leader_retry_seconds)
     app = create_app(config, writer=writer, drops=drops, leader=leader)
     server = create_server(config, app)

@@ -1,4 +1,4 @@
-"""Backups (issue 7): `proliferate backup PATH` copies the live database while the server ingests,
+"""Backups: `proliferate backup PATH` copies the live database while the server ingests,
 verified with integrity_check; `proliferate restore PATH` refuses while a server holds the
 database and puts the copy back once it is stopped; the daily job keeps the newest N.
 """
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def config(tmp_path):
     """Backups copy a SQLite file (PostgreSQL has pg_dump): SQLite even when the suite runs on
-    PostgreSQL (PROLIFERATE_TEST_DATABASE_URL, issue 9)."""
+    PostgreSQL (PROLIFERATE_TEST_DATABASE_URL)."""
     return Config(database_url=f'sqlite:///{tmp_path}/p.db')
 
 

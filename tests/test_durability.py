@@ -1,4 +1,4 @@
-"""Crash durability (issue 7): kill -9 the real `python -m proliferate serve` under load at a
+"""Crash durability: kill -9 the real `python -m proliferate serve` under load at a
 random moment, restart it on the same database: every event_id that got a 202 is stored, once,
 and PRAGMA integrity_check says ok. CI runs 3 rounds; bench/crash_rounds.py runs 20.
 """

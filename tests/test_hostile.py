@@ -1,5 +1,5 @@
 """Hostile input against the real server: each payload of the corpus gets a 4xx (or a 202 when the
-event is valid and only trimmed), never a 5xx, and /healthz answers 200 after every one (issue 7).
+event is valid and only trimmed), never a 5xx, and /healthz answers 200 after every one.
 """
 
 import gzip

@@ -1,4 +1,4 @@
-"""Two real `proliferate serve` processes on one database (issue 9): the same events through both
+"""Two real `proliferate serve` processes on one database: the same events through both
 at once keep every count exact, one process runs the scheduled jobs (each outbox webhook arrives
 once), and after kill -9 of that process the other takes over. On PostgreSQL when
 PROLIFERATE_TEST_DATABASE_URL names one (CI runs both); otherwise on one shared SQLite file.

@@ -1,5 +1,5 @@
 """Property tests (hypothesis): normalisation and grouping raise nothing but ValidationError and
-keep their output bounded; scrubbing leaves no secret value and no card number behind (issue 7).
+keep their output bounded; scrubbing leaves no secret value and no card number behind.
 """
 
 import copy

@@ -1,4 +1,4 @@
-"""Retention (issue 7): events older than the age limit and beyond a project's maximum count go,
+"""Retention: events older than the age limit and beyond a project's maximum count go,
 in chunks through the real writer; issues and their aggregates stay. The clock is injected.
 """
 
@@ -132,7 +132,7 @@ def test_zero_days_keeps_everything_and_a_run_stops_at_its_deadline(services):
 @pytest.fixture
 def sqlite_services(tmp_path):
     """The SQLite file's pages are what the next test measures: SQLite even when the suite runs
-    on PostgreSQL (PROLIFERATE_TEST_DATABASE_URL, issue 9)."""
+    on PostgreSQL (PROLIFERATE_TEST_DATABASE_URL)."""
     writer, _drops, _digest = build_services(Config(database_url=f'sqlite:///{tmp_path}/p.db'))
     yield types.SimpleNamespace(writer=writer)
     writer.stop()

@@ -1,4 +1,4 @@
-"""schemathesis against the served /api/openapi.json on the real server (issue 7): generated
+"""schemathesis against the served /api/openapi.json on the real server: generated
 requests (valid and invalid) for every operation get no 5xx, and every response matches the
 document (status codes, content types, headers, bodies).
 """

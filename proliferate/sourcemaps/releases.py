@@ -29,7 +29,7 @@ def ensure_release(project_id, version, now):
         return release, False
     try:
         # A savepoint: another server process on the same PostgreSQL database may create this
-        # release at the same moment (issue 9); then the unique index refuses ours, and it is read.
+        # release at the same moment; then the unique index refuses ours, and it is read.
         with database.atomic():
             return Release.create(project=project_id, version=version, created_at=now), True
     except IntegrityError:
