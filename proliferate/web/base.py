@@ -9,7 +9,6 @@ import re
 
 import falcon
 
-from proliferate import orgs
 from proliferate import paths
 from proliferate.web import guard
 from proliferate.web import templating
@@ -45,11 +44,6 @@ NOTICES = {
 }
 
 _HOST = re.compile(r'^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$')
-
-
-class FormError(orgs.Refused):
-    """A form's input was refused; the message is shown above the form. Handlers catch
-    orgs.Refused, so the rules shared with the command line show the same way."""
 
 
 class Form:

@@ -5,8 +5,6 @@ own account (name, password, other sessions).
 Handlers only read; each change runs on the writer through Page.call (see pages.py).
 """
 
-import datetime
-import secrets
 
 import falcon
 
@@ -21,97 +19,11 @@ from proliferate.models import Organization
 from proliferate.models import User
 from proliferate.orgs import MANAGERS
 from proliferate.orgs import ROLES
-from proliferate.web.base import FormError
 from proliferate.web.base import Page
 from proliferate.web.base import base_url
 
-INVITE_LIFETIME = datetime.timedelta(days=7)
-
 
 # -- writes (each runs on the writer) --------------------------------------------------------
-
-
-def create_invite(org_id, role, email, user_id, now):
-    token = 'inv_' + secrets.token_urlsafe(24)
-    Invite.create(organization=org_id, role=role, email=email or None,
-                  token_hash=auth.hash_token(token), created_by=user_id, created_at=now,
-                  expires_at=now + INVITE_LIFETIME)
-    return token
-
-
-def find_invite(token, now):
-    if not token or len(token) > 200:
-        return None
-    return (Invite.select(Invite, Organization).join(Organization)
-            .where(Invite.token_hash == auth.hash_token(token), Invite.accepted_at.is_null(),
-                   Invite.revoked_at.is_null(), Invite.expires_at > now)
-            .first())
-
-
-def accept_invite(token, now, *, user_id=None, new_user=None, ip='', user_agent=''):
-    """Runs on the writer: the invite makes user_id (or a new user) a member -> (org slug, session
-    cookie or None when the user was already signed in)."""
-    invite = find_invite(token, now)
-    if invite is None:
-        raise FormError('This invite link is no longer valid.')
-    session = None
-    if user_id is None:
-        email, name, password_hash = new_user
-        if User.select().where(User.email == email).exists():
-            raise FormError('An account with this email exists: sign in first, then open the '
-                            'invite link again.')
-        user_id = User.create(email=email, name=name, password_hash=password_hash,
-                              created_at=now).id
-        session = auth.create_session(user_id, now=now, ip=ip, user_agent=user_agent)
-    if not Membership.select().where(Membership.organization == invite.organization_id,
-                                     Membership.user == user_id).exists():
-        Membership.create(organization=invite.organization_id, user=user_id, role=invite.role,
-                          created_at=now)
-    Invite.update(accepted_at=now, accepted_by=user_id).where(Invite.id == invite.id).execute()
-    return invite.organization.slug, session
-
-
-def owner_count(org_id):
-    return Membership.select().where(Membership.organization == org_id,
-                                     Membership.role == 'owner').count()
-
-
-def change_member(org_id, membership_id, action, role, actor):
-    """Runs on the writer. actor: the acting Membership. Owners manage everyone; admins manage
-    members and admins; nobody removes or demotes the last owner."""
-    target = Membership.get_or_none(Membership.id == membership_id,
-                                    Membership.organization == org_id)
-    if target is None:
-        raise falcon.HTTPNotFound()
-    is_self = target.user_id == actor.user_id
-    if actor.role not in MANAGERS and not (is_self and action == 'remove'):
-        raise FormError('Only owners and admins manage members.')
-    if actor.role != 'owner' and (target.role == 'owner' or role == 'owner') and not is_self:
-        raise FormError('Only an owner can change an owner or make one.')
-    if target.role == 'owner' and (action == 'remove' or role != 'owner') \
-            and owner_count(org_id) <= 1:
-        raise FormError('An organization keeps at least one owner.')
-    if action == 'remove':
-        target.delete_instance()
-        return 'removed'
-    if role not in ROLES:
-        raise FormError('Unknown role.')
-    if actor.role != 'owner' and role == 'owner':
-        raise FormError('Only an owner can make an owner.')
-    Membership.update(role=role).where(Membership.id == target.id).execute()
-    return 'saved'
-
-
-def create_read_token(user_id, org_id, name):
-    token, _row = auth.create_token(user_id, org_id, name=name[:100])
-    return token
-
-
-def revoke_token(user_id, token_id, now):
-    return (ApiToken.update(revoked_at=now)
-            .where(ApiToken.id == token_id, ApiToken.user == user_id,
-                   ApiToken.revoked_at.is_null())
-            .execute())
 
 
 # -- resources -------------------------------------------------------------------------------
@@ -148,7 +60,10 @@ class Members(Page):
         action = 'remove' if form.get('action') == 'remove' else 'role'
         role = form.get('role')
         try:
-            done = self.call(lambda: change_member(org.id, membership_id, action, role, membership))
+            done = self.call(lambda: orgs.change_member(org.id, membership_id, action, role,
+                                                        membership))
+        except orgs.NotFound:
+            raise falcon.HTTPNotFound() from None
         except orgs.Refused as error:
             self.show_members(req, resp, org, membership, error=str(error),
                               status=falcon.HTTP_400)
@@ -167,7 +82,7 @@ class Members(Page):
         email = auth.normalize_email(form.get('email'))
         try:
             if role not in ROLES or (role == 'owner' and membership.role != 'owner'):
-                raise FormError('Choose a role you may give.')
+                raise orgs.Refused('Choose a role you may give.')
             if email:
                 orgs.check_email(email)
         except orgs.Refused as error:
@@ -175,7 +90,7 @@ class Members(Page):
                               status=falcon.HTTP_400)
             return
         user_id = membership.user_id
-        token = self.call(lambda: create_invite(org.id, role, email, user_id, self.clock()))
+        token = self.call(lambda: orgs.create_invite(org.id, role, email, user_id, self.clock()))
         # Shown once, on this response: only the token's hash is stored.
         self.show_members(req, resp, org, membership,
                           invite_link=base_url(req, self.config) + urls.invite(token))
@@ -197,7 +112,7 @@ class InvitePage(Page):
         self.show(req, resp, token)
 
     def show(self, req, resp, token, *, error=None, values=None, status=falcon.HTTP_200):
-        invite = find_invite(token, self.clock())
+        invite = orgs.find_invite(token, self.clock())
         if invite is None:
             raise falcon.HTTPNotFound(
                 title='Invite not valid',
@@ -215,13 +130,13 @@ class InvitePage(Page):
         ip, agent = guard.client_ip(req), req.user_agent or ''
         try:
             if user is not None:
-                slug, session = self.call(lambda: accept_invite(token, now, user_id=user.id))
+                slug, session = self.call(lambda: orgs.accept_invite(token, now, user_id=user.id))
             else:
                 orgs.check_email(values['email'])
                 password = form.get('password', strip=False)
                 orgs.check_password(password, form.get('password_confirm', strip=False))
                 new_user = (values['email'], values['name'][:100], auth.hash_password(password))
-                slug, session = self.call(lambda: accept_invite(
+                slug, session = self.call(lambda: orgs.accept_invite(
                     token, now, new_user=new_user, ip=ip, user_agent=agent))
         except orgs.Refused as error:
             self.show(req, resp, token, error=str(error), values=values, status=falcon.HTTP_400)
@@ -263,13 +178,13 @@ class Tokens(Page):
                 self.show(req, resp, error='Choose an organization.', status=falcon.HTTP_400)
                 return
         org = int(org_id)
-        token = self.call(lambda: create_read_token(user.id, org, name))
+        token = self.call(lambda: orgs.create_read_token(user.id, org, name))
         self.show(req, resp, new_token=token)
 
     @falcon.before(guard.require_login)
     def on_post_revoke(self, req, resp, token_id):
         user = guard.current_user(req)
-        if not self.call(lambda: revoke_token(user.id, token_id, self.clock())):
+        if not self.call(lambda: orgs.revoke_token(user.id, token_id, self.clock())):
             raise falcon.HTTPNotFound()
         raise falcon.HTTPSeeOther(urls.with_query(urls.tokens(), {'notice': 'token_revoked'}))
 
@@ -295,7 +210,7 @@ class Account(Page):
             try:
                 if not auth.verify_password(user.password_hash,
                                             form.get('current_password', strip=False)):
-                    raise FormError('The current password is wrong.')
+                    raise orgs.Refused('The current password is wrong.')
                 password = form.get('password', strip=False)
                 orgs.check_password(password, form.get('password_confirm', strip=False))
             except orgs.Refused as error:

@@ -9,23 +9,17 @@ Handlers only read; each change runs on the writer through Page.call (see pages.
 import falcon
 from peewee import fn
 
-from proliferate import auth
 from proliferate import orgs
 from proliferate.web import guard
 from proliferate.web import urls
 from proliferate.models import DroppedCount
-from proliferate.models import Event
 from proliferate.models import Issue
 from proliferate.models import Project
 from proliferate.models import ProjectKey
 from proliferate.orgs import MANAGERS
-from proliferate.web.base import FormError
 from proliferate.web.base import Page
 from proliferate.web.base import base_url
 
-# Deleting a project removes its events in slices, each its own writer transaction, so ingest for
-# other projects keeps flowing while a big project goes.
-DELETE_SLICE = 5000
 DROP_REASONS = {
     'rate_limited': 'over the project\'s rate limit',
     'too_large': 'body over the size limit',
@@ -34,8 +28,6 @@ DROP_REASONS = {
     'backpressure': 'server busy (writer queue full)',
     'sdk_init': 'SDK start-up pings (not errors)',
 }
-
-
 
 
 # The documented example's stack, as it appears inside the shell-quoted JSON of the curl snippet.
@@ -123,41 +115,6 @@ proliferate.init(
 # -- writes (each runs on the writer) --------------------------------------------------------
 
 
-def create_project(org_id, name, now):
-    return orgs.create_project(org_id, name, now).id
-
-
-def save_project(project_id, name, rate_limit):
-    Project.update(name=name[:100], rate_limit_per_minute=rate_limit).where(
-        Project.id == project_id).execute()
-
-
-def delete_event_slice(project_id):
-    """Deletes up to DELETE_SLICE events of the project -> how many went."""
-    ids = Event.select(Event.id).where(Event.project == project_id).limit(DELETE_SLICE)
-    return Event.delete().where(Event.id.in_(ids)).execute()
-
-
-def delete_issue_slice(project_id):
-    """Deletes up to DELETE_SLICE / 10 issues of the project (their aggregates cascade) -> count."""
-    ids = [row[0] for row in Issue.select(Issue.id).where(Issue.project == project_id)
-           .limit(DELETE_SLICE // 10).tuples()]
-    return Issue.delete().where(Issue.id.in_(ids)).execute() if ids else 0
-
-
-def create_key(project_id, label):
-    return auth.create_ingest_key(project_id, label=label[:100]).key
-
-
-def revoke_key(project_id, key_id, now):
-    key = ProjectKey.get_or_none(ProjectKey.id == key_id, ProjectKey.project == project_id)
-    if key is None:
-        return None
-    if key.revoked_at is None:
-        ProjectKey.update(revoked_at=now).where(ProjectKey.id == key.id).execute()
-    return key.key
-
-
 # -- resources -------------------------------------------------------------------------------
 
 
@@ -165,7 +122,7 @@ def parse_rate_limit(text):
     if text == '':
         return None
     if not text.isdigit() or int(text) > 10_000_000:
-        raise FormError('The rate limit is a whole number of events per minute (0: no limit; '
+        raise orgs.Refused('The rate limit is a whole number of events per minute (0: no limit; '
                         'empty: the server default).')
     return int(text)
 
@@ -201,7 +158,7 @@ class Projects(Page):
             self.show_projects(req, resp, org, membership, error='Name the project.',
                                status=falcon.HTTP_400)
             return
-        project_id = self.call(lambda: create_project(org.id, name, self.clock()))
+        project_id = self.call(lambda: orgs.create_project(org.id, name, self.clock()).id)
         raise falcon.HTTPSeeOther(urls.project_settings(project_id, welcome=1))
 
 class ProjectItem(Page):
@@ -238,12 +195,12 @@ class ProjectItem(Page):
         name = form.get('name', limit=100)
         try:
             if not name:
-                raise FormError('A project needs a name.')
+                raise orgs.Refused('A project needs a name.')
             rate_limit = parse_rate_limit(form.get('rate_limit_per_minute'))
         except orgs.Refused as error:
             self.show(req, resp, project, membership, error=str(error), status=falcon.HTTP_400)
             return
-        self.call(lambda: save_project(project.id, name, rate_limit))
+        self.call(lambda: orgs.save_project(project.id, name, rate_limit))
         # The ingest key cache holds the project's rate limit: drop it so the new one applies now.
         self.keys.forget()
         raise falcon.HTTPSeeOther(urls.project_settings(project.id, notice='project_saved'))
@@ -272,10 +229,10 @@ class ProjectItem(Page):
             self.keys.forget(key)
         # Bounded loops: 100,000 slices cover 500 million events, 50 million issues.
         for _slice in range(100_000):
-            if self.call(lambda: delete_event_slice(project.id)) < DELETE_SLICE:
+            if self.call(lambda: orgs.delete_event_slice(project.id)) < orgs.DELETE_SLICE:
                 break
         for _slice in range(100_000):
-            if self.call(lambda: delete_issue_slice(project.id)) < DELETE_SLICE // 10:
+            if self.call(lambda: orgs.delete_issue_slice(project.id)) < orgs.DELETE_SLICE // 10:
                 break
         self.call(lambda: Project.delete().where(Project.id == project.id).execute())
         raise falcon.HTTPSeeOther(urls.with_query(urls.org_projects(project.organization.slug),
@@ -285,13 +242,13 @@ class ProjectItem(Page):
     def on_post_keys(self, req, resp, project_id):
         project, _membership = self.project_for(req, project_id, roles=MANAGERS)
         label = self.form(req).get('label', limit=100)
-        self.call(lambda: create_key(project.id, label))
+        self.call(lambda: orgs.create_key(project.id, label))
         raise falcon.HTTPSeeOther(urls.project_settings(project.id, notice='key_created'))
 
     @falcon.before(guard.require_login)
     def on_post_key_revoke(self, req, resp, project_id, key_id):
         project, _membership = self.project_for(req, project_id, roles=MANAGERS)
-        key = self.call(lambda: revoke_key(project.id, key_id, self.clock()))
+        key = self.call(lambda: orgs.revoke_key(project.id, key_id, self.clock()))
         if key is None:
             raise falcon.HTTPNotFound()
         # The ingest key cache would trust the key for a few more seconds: not after a revoke.

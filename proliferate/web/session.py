@@ -8,7 +8,6 @@ from proliferate import orgs
 from proliferate.models import User
 from proliferate.web import guard
 from proliferate.web import urls
-from proliferate.web.base import FormError
 from proliferate.web.base import Page
 
 
@@ -40,13 +39,13 @@ class Setup(Page):
             orgs.check_email(values['email'])
             orgs.check_password(password, form.get('password_confirm', strip=False))
             if not values['org_name']:
-                raise FormError('Name your organization.')
+                raise orgs.Refused('Name your organization.')
             if not values['project_name']:
-                raise FormError('Name your first project.')
+                raise orgs.Refused('Name your first project.')
             # Hashed here, off the writer: Argon2 is slow on purpose.
             password_hash = auth.hash_password(password)
             ip, agent = guard.client_ip(req), req.user_agent or ''
-            project_id, token = self.call(lambda: create_first_admin(
+            project_id, token = self.call(lambda: orgs.create_first_admin(
                 values, password_hash, ip=ip, user_agent=agent, now=self.clock()))
         except orgs.Refused as error:
             if User.select().exists():
@@ -56,19 +55,6 @@ class Setup(Page):
             return
         guard.set_session_cookie(req, resp, token)
         raise falcon.HTTPSeeOther(urls.project_settings(project_id, welcome=1))
-
-
-def create_first_admin(values, password_hash, *, ip, user_agent, now):
-    """Runs on the writer: the first user (owner, site admin), organization, project and ingest
-    key -> (project id, session cookie). Refuses when a user exists (two setups racing)."""
-    if User.select().exists():
-        raise FormError('Setup is already done; sign in instead.')
-    user = orgs.create_user(values['email'], password_hash=password_hash, name=values['name'],
-                            is_admin=True, now=now)
-    org = orgs.create_organization(values['org_name'], now)
-    orgs.add_member(org, user, 'owner', now)
-    project = orgs.create_project(org, values['project_name'], now)
-    return project.id, auth.create_session(user.id, now=now, ip=ip, user_agent=user_agent)
 
 
 class Login(Page):
