@@ -40,6 +40,12 @@ EVENT = {
     },
 }
 
+# Every date the API returns: UTC, ISO 8601 with six fraction digits (times.iso), so the text has
+# one width and sorts as the instants do.
+DATETIME = {'type': 'string', 'format': 'date-time', 'example': '2025-01-15T10:30:00.123000Z',
+            'description': 'UTC, ISO 8601 with microseconds: 2025-01-15T10:30:00.123000Z'}
+NULLABLE_DATETIME = {**DATETIME, 'nullable': True}
+
 ISSUE = {
     'type': 'object',
     'required': ['id', 'fingerprint', 'type', 'title', 'culprit', 'level', 'status', 'event_count',
@@ -52,10 +58,10 @@ ISSUE = {
         'status': {'type': 'string', 'enum': ['unresolved', 'resolved', 'ignored']},
         'event_count': {'type': 'integer'}, 'user_count': {'type': 'integer'},
         'account_count': {'type': 'integer'},
-        'first_seen': {'type': 'string'}, 'last_seen': {'type': 'string'},
+        'first_seen': DATETIME, 'last_seen': DATETIME,
         'first_release': NULLABLE_STRING, 'last_release': NULLABLE_STRING,
         'is_regressed': {'type': 'boolean'}, 'regressed_release': NULLABLE_STRING,
-        'regressed_at': NULLABLE_STRING, 'resolved_at': NULLABLE_STRING,
+        'regressed_at': NULLABLE_DATETIME, 'resolved_at': NULLABLE_DATETIME,
         'tags': {'type': 'object'},
     },
 }
@@ -64,7 +70,7 @@ PROJECT = {
     'type': 'object', 'required': ['id', 'name', 'slug', 'org'],
     'properties': {'id': {'type': 'integer'}, 'name': {'type': 'string'},
                    'slug': {'type': 'string'}, 'org': {'type': 'string'},
-                   'created_at': {'type': 'string'},
+                   'created_at': DATETIME,
                    'dropped': {'type': 'object', 'additionalProperties': {'type': 'integer'}},
                    'rate_limit_per_minute': {'type': 'integer', 'nullable': True}},
 }
@@ -73,7 +79,7 @@ BEARER = [{'bearer': []}]
 UPLOAD = [{'upload': []}]
 RELEASE = {'type': 'object', 'required': ['id', 'version'], 'properties': {
     'id': {'type': 'integer'}, 'project_id': {'type': 'integer'}, 'version': {'type': 'string'},
-    'created_at': {'type': 'string'}, 'maps': {'type': 'array', 'items': {'type': 'object'}}}}
+    'created_at': DATETIME, 'maps': {'type': 'array', 'items': {'type': 'object'}}}}
 ID = {'type': 'integer'}
 
 
@@ -190,7 +196,9 @@ def build_document():
     }
     return {
         'openapi': '3.0.3',
-        'info': {'title': 'Proliferate', 'version': __version__},
+        'info': {'title': 'Proliferate', 'version': __version__,
+                 'description': 'Every date is UTC, ISO 8601 with six fraction digits: '
+                                '2025-01-15T10:30:00.123000Z.'},
         'paths': paths,
         'components': {
             'securitySchemes': {'bearer': {'type': 'http', 'scheme': 'bearer'},
