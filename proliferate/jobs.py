@@ -47,7 +47,7 @@ def cleanup_sourcemaps(config, writer=None, clock=times.utcnow):
 
 def send_outbox(config, writer=None, clock=times.utcnow, ssl_context=None):
     """Every few seconds: spikes and account thresholds, outbox rows into alerts (cooldown,
-    hourly cap, summaries of the rest), and sending what is due with retries (issue 5)."""
+    hourly cap, summaries of the rest), and sending what is due with retries."""
     stats = outbox.run_outbox(config, clock(), writer=writer, ssl_context=ssl_context)
     if stats:
         log.info('notifications: %s', dict(stats))
@@ -55,7 +55,7 @@ def send_outbox(config, writer=None, clock=times.utcnow, ssl_context=None):
 
 
 def send_digests(config, writer=None, clock=times.utcnow, ssl_context=None):
-    """Every few minutes: the hourly, daily and weekly digests that are due (issue 5)."""
+    """Every few minutes: the hourly, daily and weekly digests that are due."""
     stats = digests.run_digests(config, clock(), writer=writer, ssl_context=ssl_context)
     if stats:
         log.info('digests: %s', dict(stats))

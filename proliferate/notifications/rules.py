@@ -1,6 +1,6 @@
-"""Pure decisions of the notifications (issue 5): which outbox rows become which messages given
-the organization's preferences, cooldowns and the hourly cap; digest schedules; message content
-(email context, generic webhook JSON, Slack). No I/O: notify.py reads, writes and sends."""
+"""Pure decisions of the notifications: which outbox rows become which messages given the
+organization's preferences, cooldowns and the hourly cap; digest schedules; message content
+(email context, generic webhook JSON, Slack). Pure: no I/O (the other modules read, write, send)."""
 
 import dataclasses
 import datetime
