@@ -13,7 +13,7 @@ from proliferate import auth
 from proliferate import orgs
 from proliferate import backup
 from proliferate import db
-from proliferate.notifications import outbox
+from proliferate.notifications import channel_check
 from proliferate.ingest import scrub
 from proliferate.sourcemaps import upload_cli
 from proliferate.config import SETTINGS
@@ -318,7 +318,7 @@ def cmd_notify_test(args, config):
     except CommandError as error:
         print(f'proliferate: {error}', file=sys.stderr)
         return 1
-    report = outbox.send_test(config, org, times.utcnow(), to=args.to)
+    report = channel_check.send_test(config, org, times.utcnow(), to=args.to)
     for channel, target, error in report:
         label = f'{channel} {target}'.strip()
         print(f'{label}: sent' if error is None else f'{label}: FAILED: {error}')

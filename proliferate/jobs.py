@@ -9,6 +9,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from proliferate import times
 from proliferate import backup
 from proliferate import db
+from proliferate.notifications import digests
 from proliferate.notifications import outbox
 from proliferate.sourcemaps import releases
 from proliferate import retention
@@ -55,7 +56,7 @@ def send_outbox(config, writer=None, clock=times.utcnow, ssl_context=None):
 
 def send_digests(config, writer=None, clock=times.utcnow, ssl_context=None):
     """Every few minutes: the hourly, daily and weekly digests that are due."""
-    stats = outbox.run_digests(config, clock(), writer=writer, ssl_context=ssl_context)
+    stats = digests.run_digests(config, clock(), writer=writer, ssl_context=ssl_context)
     if stats:
         log.info('digests: %s', dict(stats))
     return stats

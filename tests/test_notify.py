@@ -34,6 +34,7 @@ from proliferate import db
 from proliferate import jobs
 from proliferate.notifications import send
 from proliferate.notifications import outbox
+from proliferate.notifications import settings
 from proliferate.models import Delivery
 from proliferate.models import Issue
 from proliferate.models import Organization
@@ -215,15 +216,15 @@ def member(org_id, address, choice=None):
             user = orgs.create_user(address)
             membership = orgs.add_member(Organization.get_by_id(org_id), user)
             if choice:
-                outbox.set_email_choice(membership.id, choice, now())
+                settings.set_email_choice(membership.id, choice, now())
 
 
 def configure(services, org_id, **values):
-    return services.writer.call(lambda: outbox.save_settings(org_id, values, now()))
+    return services.writer.call(lambda: settings.save_settings(org_id, values, now()))
 
 
 def webhook(services, org_id, url, **kwargs):
-    return services.writer.call(lambda: outbox.add_webhook(org_id, url, **kwargs))
+    return services.writer.call(lambda: settings.add_webhook(org_id, url, **kwargs))
 
 
 def query(fn):
@@ -461,7 +462,7 @@ def test_empty_digest_is_not_sent(cfg, services, team, inbox):
     assert digests(cfg, services, at).get('digests', 0) == 0
     assert inbox.messages == []
     # The period counts as done: the next check in it does not build it again.
-    assert query(lambda: outbox.load_prefs([team.org_id])[team.org_id].last_digest_at) == at
+    assert query(lambda: settings.load_prefs([team.org_id])[team.org_id].last_digest_at) == at
 
 
 # -- cap, retries -------------------------------------------------------------------------------
@@ -662,7 +663,7 @@ def test_notify_test_command(tmp_path, inbox, receiver):
         with db.database.connection_context():
             with db.database.atomic():
                 org = Organization.get(Organization.slug == 'acme')
-                outbox.add_webhook(org.id, receiver.url('/cli'), secret='x')
+                settings.add_webhook(org.id, receiver.url('/cli'), secret='x')
     finally:
         db.database.close()
     done = subprocess.run(command + ['notify', 'test', '--org', 'acme'], env=env, check=False,

@@ -1,10 +1,12 @@
-"""Pure decisions of the notifications (issue 5): which outbox rows become which messages given
-the organization's preferences, cooldowns and the hourly cap; digest schedules; message content
-(email context, generic webhook JSON, Slack). No I/O: notify.py reads, writes and sends."""
+"""Pure decisions of the notifications: which outbox rows become which messages given the
+organization's preferences, cooldowns and the hourly cap; digest schedules; message content
+(email context, generic webhook JSON, Slack). Pure: no I/O (the other modules read, write, send)."""
 
 import dataclasses
 import datetime
 import re
+
+import orjson
 
 from proliferate.times import iso
 
@@ -127,6 +129,14 @@ def passes_filters(prefs, level, environment):
     return not prefs.environments or environment in prefs.environments
 
 
+def in_digest(prefs, status, level, environments):
+    """Whether an issue counts in the digest: not ignored, at least the minimum level, and (when
+    the organization filters environments) seen in one of them. environments: a set."""
+    if status == 'ignored' or level_rank(level) < level_rank(prefs.min_level):
+        return False
+    return not prefs.environments or bool(environments & set(prefs.environments))
+
+
 def in_cooldown(last_sent_at, now, minutes):
     return last_sent_at is not None and now - last_sent_at < datetime.timedelta(minutes=minutes)
 
@@ -167,6 +177,12 @@ def crossed_accounts(account_count, threshold, alerted_thresholds):
     return account_count >= threshold and threshold not in alerted_thresholds
 
 
+def outbox_row(kind, issue, now, **data):
+    """The outbox row (as a dict) of a detected trigger; data is what its alert will say."""
+    return {'kind': kind, 'project': issue.project_id, 'issue': issue.id,
+            'data': orjson.dumps(data).decode(), 'created_at': now}
+
+
 def hour_start(now):
     return now.replace(minute=0, second=0, microsecond=0)
 
@@ -174,6 +190,12 @@ def hour_start(now):
 def allowed_now(sent_this_hour, cap):
     """How many more messages a channel may get this clock hour."""
     return max(0, cap - sent_this_hour)
+
+
+def cap_status(counts, target, prefs):
+    """'pending' while the target is under the hourly cap, else 'held' (for the summary).
+    counts: a Counter of messages per target this clock hour."""
+    return 'pending' if allowed_now(counts[target], prefs.hourly_cap) > 0 else 'held'
 
 
 def retry_delay(attempts):

@@ -1,6 +1,6 @@
-"""Sending notifications (issue 5): email over SMTP (STARTTLS, SSL, login) and webhooks (generic
-JSON signed with HMAC-SHA256, and Slack), the email templates, and the delivery rows that carry a
-message to each target. No decisions (rules.py) and no planning (outbox.py)."""
+"""Sending notifications: email over SMTP (STARTTLS, SSL, login) and webhooks (generic JSON signed
+with HMAC-SHA256, and Slack), the email templates, and the delivery rows that carry a message to
+each target. No database access, no decisions (rules.py) and no planning (outbox.py)."""
 
 import email.message
 import email.utils

@@ -11,7 +11,8 @@ from peewee import fn
 from proliferate.notifications import rules
 from proliferate.web import guard
 from proliferate.notifications import send
-from proliferate.notifications import outbox
+from proliferate.notifications import channel_check
+from proliferate.notifications import settings
 from proliferate.web import urls
 from proliferate.models import Delivery
 from proliferate.models import Issue
@@ -50,7 +51,7 @@ class NotificationPages(Page):
         members = []
         hooks = []
         if can_manage:
-            members = sorted(outbox.members(org.id))
+            members = sorted(settings.members(org.id))
             hooks = list(Webhook.select().where(Webhook.organization == org.id)
                          .order_by(Webhook.id))
         self.render(req, resp, 'settings_notifications.html', status=status, org=org,
@@ -73,7 +74,7 @@ class NotificationPages(Page):
                       error=' '.join(errors), values=raw)
             return
         now = self.clock()
-        self.call(lambda: outbox.save_settings(org.id, values, now))
+        self.call(lambda: settings.save_settings(org.id, values, now))
         raise falcon.HTTPSeeOther(urls.org_notifications(org.slug, notice='notifications_saved'))
 
     @falcon.before(guard.require_login)
@@ -83,7 +84,7 @@ class NotificationPages(Page):
         if choice not in rules.EMAIL_CHOICES:
             raise falcon.HTTPBadRequest(description='email: on, digest or off')
         now = self.clock()
-        self.call(lambda: outbox.set_email_choice(membership.id, choice, now))
+        self.call(lambda: settings.set_email_choice(membership.id, choice, now))
         raise falcon.HTTPSeeOther(urls.org_notifications(org_slug, notice='email_choice_saved'))
 
     @falcon.before(guard.require_login)
@@ -96,8 +97,8 @@ class NotificationPages(Page):
         secret = form.get('secret', limit=200) or None
         now = self.clock()
         try:
-            hook = self.call(lambda: outbox.add_webhook(org.id, url, kind=kind, name=name,
-                                                        secret=secret, now=now))
+            hook = self.call(lambda: settings.add_webhook(org.id, url, kind=kind, name=name,
+                                                          secret=secret, now=now))
         except ValueError as error:
             self.show(req, resp, org, membership, status=falcon.HTTP_400, error=f'Webhook: {error}')
             return
@@ -130,7 +131,7 @@ class NotificationPages(Page):
         """Sends now, from this request (bounded by the senders' timeouts), and shows each
         channel's result; every message is also in the delivery log."""
         org, membership = self.org_for(req, org_slug, roles=MANAGERS)
-        report = outbox.send_test(self.config, org, self.clock(), writer=self.writer)
+        report = channel_check.send_test(self.config, org, self.clock(), writer=self.writer)
         results = [{'channel': channel, 'target': target, 'ok': error is None,
                     'error': '' if error is None else str(error)}
                    for channel, target, error in report]
