@@ -19,7 +19,9 @@ from proliferate.sourcemaps import releases
 from proliferate.web import notifications as notification_pages
 from proliferate.web import releases as release_pages
 from proliferate.times import utcnow
-from proliferate.ingest.store import DropCounter
+from proliferate.ingest.admission import DropCounter
+from proliferate.ingest.admission import KeyCache
+from proliferate.ingest.admission import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +66,8 @@ class DatabaseInt(falcon.routing.IntConverter):
 def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=None,
                leader=None):
     drops = drops if drops is not None else DropCounter()
-    keys = keys or resources.KeyCache(config.key_cache_seconds)
-    limiter = limiter or resources.RateLimiter(config.rate_limit_per_minute)
+    keys = keys or KeyCache(config.key_cache_seconds)
+    limiter = limiter or RateLimiter(config.rate_limit_per_minute)
     app = falcon.App(middleware=[ReadConnection(), auth.CrossSiteGuard(config.base_url),
                                  base.SecurityHeaders()])
     app.req_options.strip_url_path_trailing_slash = True

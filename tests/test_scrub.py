@@ -1,4 +1,4 @@
-"""Scrubbing wired into ingest (issue 7): secrets are filtered before anything is stored, per
+"""Scrubbing wired into ingest: secrets are filtered before anything is stored, per
 project settings come with the key lookup, and `proliferate project set` changes them.
 """
 
