@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT / 'bench'))
 import orjson  # noqa: E402
 
 import events  # noqa: E402
-from proliferate import ingest  # noqa: E402
-from proliferate.db import utcnow  # noqa: E402
 from proliferate.ingest.normalize import normalize_event  # noqa: E402
+from proliferate.ingest.prepare import prepare_event  # noqa: E402
+from proliferate.times import utcnow  # noqa: E402
 
 
 def process(bodies):
@@ -33,7 +33,7 @@ def process(bodies):
     for body in bodies:
         _key, timestamp, event = normalize_event(orjson.loads(body), received_at=received_at,
                                                  header_key=None)
-        ingest.prepare(event, 1, timestamp, received_at)
+        prepare_event(event, 1, timestamp, received_at)
 
 
 def best_pass(bodies, repeat):

@@ -15,7 +15,9 @@ from proliferate import jsonapi
 from proliferate import openapi
 from proliferate import paths
 from proliferate.ingest import resources
-from proliferate.ingest.store import DropCounter
+from proliferate.ingest.admission import DropCounter
+from proliferate.ingest.admission import KeyCache
+from proliferate.ingest.admission import RateLimiter
 from proliferate.sourcemaps import upload_api
 from proliferate.times import utcnow
 from proliferate.web import base
@@ -63,8 +65,8 @@ class DatabaseInt(falcon.routing.IntConverter):
 def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=None,
                leader=None):
     drops = drops if drops is not None else DropCounter()
-    keys = keys or resources.KeyCache(config.key_cache_seconds)
-    limiter = limiter or resources.RateLimiter(config.rate_limit_per_minute)
+    keys = keys or KeyCache(config.key_cache_seconds)
+    limiter = limiter or RateLimiter(config.rate_limit_per_minute)
     app = falcon.App(middleware=[ReadConnection(), guard.CrossSiteGuard(config.base_url),
                                  guard.SecurityHeaders()])
     app.req_options.strip_url_path_trailing_slash = True

@@ -12,9 +12,9 @@ import waitress
 from proliferate import times
 from proliferate import db
 from proliferate.app import create_app
-from proliferate.ingest.store import Digest
+from proliferate.ingest.admission import DropCounter
+from proliferate.ingest.store import Store
 from proliferate.sourcemaps.upload_api import MAX_UPLOAD_BODY
-from proliferate.ingest.store import DropCounter
 from proliferate.leader import Leader
 from proliferate.leader import lock_for
 from proliferate.sourcemaps.resolver import Resolver
@@ -33,11 +33,11 @@ def build_services(config, clock=times.utcnow):
                      pool_size=config.threads + 8)
     db.migrate()
     drops = DropCounter()
-    digest = Digest(clock=clock, drops=drops,
-                    resolver=Resolver(cache_bytes=config.sourcemap_cache_mb * 1024 * 1024))
-    writer = Writer(digest, queue_size=config.writer_queue_size,
-                    batch_size=config.writer_batch_size, idle=digest.flush_idle).start()
-    return writer, drops, digest
+    store = Store(clock=clock, drops=drops,
+                  resolver=Resolver(cache_bytes=config.sourcemap_cache_mb * 1024 * 1024))
+    writer = Writer(store, queue_size=config.writer_queue_size,
+                    batch_size=config.writer_batch_size, idle=store.flush_idle).start()
+    return writer, drops, store
 
 
 def create_server(config, app):
@@ -72,8 +72,8 @@ def serve(config, *, on_ready=None):
     from proliferate.jobs import build_scheduler
 
     limit_malloc_arenas()
-    writer, drops, _digest = build_services(config)
-    # Of the processes sharing the database, the one holding this lock runs the jobs.
+    writer, drops, _store = build_services(config)
+    # Of the processes sharing the database, the one holding this lock runs the scheduled jobs.
     leader = Leader(lock_for(config.database_url), retry_seconds=config.leader_retry_seconds)
     app = create_app(config, writer=writer, drops=drops, leader=leader)
     server = create_server(config, app)

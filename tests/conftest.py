@@ -102,8 +102,8 @@ def config(tmp_path):
 
 @pytest.fixture
 def services(config):
-    writer, drops, digest = build_services(config)
-    yield types.SimpleNamespace(writer=writer, drops=drops, digest=digest)
+    writer, drops, store = build_services(config)
+    yield types.SimpleNamespace(writer=writer, drops=drops, store=store)
     writer.stop()
     if not db.database.is_closed():
         db.database.close()

@@ -4,7 +4,7 @@ import threading
 
 from proliferate import times
 from proliferate import db
-from proliferate.ingest.resources import KeyCache
+from proliferate.ingest.admission import KeyCache
 from proliferate.models import ProjectKey
 
 

@@ -18,7 +18,7 @@ from conftest import make_token
 from conftest import stop_server
 from proliferate import db
 from proliferate.app import create_app
-from proliferate.ingest.resources import RateLimiter
+from proliferate.ingest.admission import RateLimiter
 from proliferate.models import Project
 
 LIMIT = 10

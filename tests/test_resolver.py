@@ -179,7 +179,7 @@ def test_replaced_maps_and_repeated_stacks(http, read_api, project, live_server,
     assert wrong['frames'][0]['unresolved_reason'] == 'out_of_range'
     status, _ = upload_map(http, token, 'shop@1', CDN + 'app1.min.js', map_bytes(1))
     assert status == 200  # replaced
-    resolver = services.digest.resolver
+    resolver = services.store.resolver
     hits = resolver.stack_hits
     right = event(read_api, project, post_stack(http, project.key, stack, release='shop@1'))
     assert right['frames'][0]['function'] == 'validateQuantity'

@@ -14,7 +14,7 @@ from proliferate import db
 from proliferate import jobs
 from proliferate import retention
 from proliferate.config import Config
-from proliferate.ingest.resources import prepare
+from proliferate.ingest.prepare import prepare_event
 from proliferate.models import Event
 from proliferate.models import Issue
 from proliferate.models import IssueHourly
@@ -32,7 +32,7 @@ def days_ago(days):
 
 
 def store(writer, project_id, received_at, count, *, kind='A', user='u1', random_pad=False):
-    """count events of issue `kind`, received at received_at, through ingest.prepare and the writer."""
+    """count events of issue `kind`, received at received_at, through prepare_event and the writer."""
     items = []
     for _ in range(count):
         payload = {'event_id': uuid.uuid4().hex, 'timestamp': received_at.isoformat() + 'Z',
@@ -40,7 +40,7 @@ def store(writer, project_id, received_at, count, *, kind='A', user='u1', random
                    'exception': {'type': f'Error{kind}', 'message': 'boom',
                                  'stack': f'Error{kind}: boom\n    at f{kind} (https://a.test/app.js:1:1)'}}
         _key, timestamp, event = normalize_event(payload, received_at=received_at)
-        items.append(prepare(event, project_id, timestamp, received_at))
+        items.append(prepare_event(event, project_id, timestamp, received_at))
     statuses = writer.submit(items).wait(30)
     assert statuses == ['ok'] * count
 
@@ -133,7 +133,7 @@ def test_zero_days_keeps_everything_and_a_run_stops_at_its_deadline(services):
 def sqlite_services(tmp_path):
     """The SQLite file's pages are what the next test measures: SQLite even when the suite runs
     on PostgreSQL (PROLIFERATE_TEST_DATABASE_URL)."""
-    writer, _drops, _digest = build_services(Config(database_url=f'sqlite:///{tmp_path}/p.db'))
+    writer, _drops, _store = build_services(Config(database_url=f'sqlite:///{tmp_path}/p.db'))
     yield types.SimpleNamespace(writer=writer)
     writer.stop()
     if not db.database.is_closed():

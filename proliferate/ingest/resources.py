@@ -1,39 +1,30 @@
-"""The ingest resources: body limits, gzip, key auth, rate limits, grouping, and handing events to
-the writer; 202 only after the writer's commit.
+"""The ingest HTTP resources: body limits, gzip, status codes and headers, handing events to the
+writer; 202 only after the writer's commit.
 
 Request threads do the CPU work (parsing, grouping, compression) so the writer's transaction
-stays short. Ingest routes open no database connection unless a key is not cached.
+stays short. Ingest routes open no database connection unless a key is not cached. Who may send
+and how much lives in admission; what an event becomes, in prepare.
 """
 
 import logging
-import re
-import threading
-import time
 import zlib
 
 import falcon
 import orjson
 
 from proliferate import jsonapi
-from proliferate.ingest import grouping
-from proliferate.ingest import scrub
-from proliferate.db import database
-from proliferate.models import Project
-from proliferate.models import ProjectKey
+from proliferate.ingest.admission import authenticate
+from proliferate.ingest.admission import key_in
+from proliferate.ingest.admission import sender_key
 from proliferate.ingest.normalize import ValidationError
 from proliferate.ingest.normalize import normalize_event
-from proliferate.ingest.payload import encode_event
-from proliferate.ingest.useragent import parse_user_agent
+from proliferate.ingest.prepare import is_sdk_init
+from proliferate.ingest.prepare import prepare_event
 from proliferate.ingest.writer import QueueFull
 from proliferate.ingest.writer import WriterStopped
 
 log = logging.getLogger(__name__)
 
-INVALID_KEY = 'Invalid API key'
-MISSING_KEY = 'Missing API key: send api_key in the body or an X-API-Key header'
-# The 0.1.0 Python SDK announces itself with this message on start-up: a connection check, not
-# an error, so it is acknowledged and counted but opens no issue.
-SDK_INIT_MESSAGE = 'proliferate-sdk-init'
 JSON_TYPES = ('application/json', 'text/plain', '')
 COMMIT_TIMEOUT = 30
 
@@ -47,95 +38,9 @@ CORS_HEADERS = {
 }
 
 
-class KeyCache:
-    """pk_ key -> (project_id, rate limit per minute, scrubber), trusted for ttl seconds. Misses
-    are cached too, so a flood with a bad key costs one query per ttl."""
-
-    def __init__(self, ttl, clock=time.monotonic):
-        self.ttl = ttl
-        self.clock = clock
-        self._entries = {}
-        self._loading = set()
-        self._lock = threading.Lock()
-
-    def lookup(self, key):
-        if not isinstance(key, str):
-            return None  # an api_key sent as a list or object: unhashable, and no key anyway
-        now = self.clock()
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > now:
-            return entry[1]
-        with self._lock:
-            if entry is not None and key in self._loading:
-                # Another thread is reading it again: when a busy key expires, the 16 request
-                # threads would otherwise all open a connection for the same row at once.
-                return entry[1]
-            self._loading.add(key)
-        try:
-            value = self._load(key)
-        finally:
-            with self._lock:
-                self._loading.discard(key)
-        with self._lock:
-            if len(self._entries) > 10000:
-                self._entries.clear()
-            self._entries[key] = (now + self.ttl, value)
-        return value
-
-    def forget(self, key=None):
-        with self._lock:
-            if key is None:
-                self._entries.clear()
-            else:
-                self._entries.pop(key, None)
-
-    def _load(self, key):
-        if not isinstance(key, str) or not key or len(key) > 200:
-            return None
-        with database.connection_context():
-            row = (ProjectKey.select(ProjectKey.project, Project.rate_limit_per_minute,
-                                     Project.scrub_enabled, Project.scrub_extra_keys)
-                   .join(Project)
-                   .where(ProjectKey.key == key, ProjectKey.revoked_at.is_null())
-                   .tuples().first())
-        if row is None:
-            return None
-        return row[0], row[1], scrub.scrubber_for(row[2], row[3])
-
-
-class RateLimiter:
-    """A token bucket per project: capacity = the per-minute limit, refilled continuously."""
-
-    def __init__(self, default_per_minute, clock=time.monotonic):
-        self.default = default_per_minute
-        self.clock = clock
-        self._buckets = {}
-        self._lock = threading.Lock()
-
-    def limit_for(self, project_limit):
-        return self.default if project_limit is None else project_limit
-
-    def take(self, project_id, project_limit, wanted):
-        """-> (granted, limit, remaining, seconds until one more token); limit 0 = unlimited."""
-        limit = self.limit_for(project_limit)
-        if not limit:
-            return wanted, 0, 0, 0
-        rate = limit / 60.0
-        now = self.clock()
-        with self._lock:
-            tokens, stamp = self._buckets.get(project_id, (float(limit), now))
-            tokens = min(float(limit), tokens + (now - stamp) * rate)
-            granted = min(wanted, int(tokens))
-            tokens -= granted
-            self._buckets[project_id] = (tokens, now)
-        wait = 0 if tokens >= 1 else (1 - tokens) / rate
-        return granted, limit, int(tokens), wait
-
-
 # How much of a refused body is read to find the sender's api_key, so the refusal is counted
 # against its project (the 0.1.0 SDK sends the key first in the body, not in a header).
 HEAD_BYTES = 64 * 1024
-KEY_IN_BODY = re.compile(rb'"api_key"\s*:\s*"([A-Za-z0-9_\-]{1,200})"')
 
 
 class BodyTooLarge(falcon.HTTPContentTooLarge):
@@ -144,18 +49,6 @@ class BodyTooLarge(falcon.HTTPContentTooLarge):
     def __init__(self, description, head):
         super().__init__(description=description)
         self.head = head
-
-
-def key_in(head):
-    match = KEY_IN_BODY.search(head)
-    return match.group(1).decode() if match else None
-
-
-def sender_key(raw, header_key):
-    """The key a refused event was sent with, read as normalize_event reads it: the event's own
-    api_key first, then the X-API-Key header."""
-    key = raw.get('api_key') if isinstance(raw, dict) else None
-    return key or header_key
 
 
 def read_body(req, limit):
@@ -208,89 +101,6 @@ def parse_json(req, limit):
         raise falcon.HTTPBadRequest(description=f'body is not valid JSON: {error}')
 
 
-def prepare(event, project_id, timestamp, received_at, scrubber=scrub.DEFAULT):
-    """The normalised event -> what the writer stores (grouping done here, off the writer)."""
-    event = scrub.scrub_event(event, scrubber)  # before anything is stored (issue 7)
-    exception = event['exception'] or {}
-    parsed = grouping.parse_stack(exception.get('stack'))
-    if event['type'] == 'exception':
-        exc_type = exception.get('type') or parsed['exception_type'] or 'Error'
-        message = exception.get('message') or parsed['message']
-    else:
-        exc_type = None
-        message = event['message']
-    frames = parsed['frames']
-    user = event['user'] or {}
-    account = event['account'] or {}
-    user_key = user.get('id') or user.get('email')
-    tags = []
-    for key in ('environment', 'release'):
-        if event[key]:
-            tags.append((key, event[key]))
-    if event['user_agent']:
-        browser, system = parse_user_agent(event['user_agent'])
-        if browser:
-            tags.append(('browser', browser))
-        if system:
-            tags.append(('os', system))
-    if event['url']:
-        tags.append(('url', event['url'].split('?', 1)[0].split('#', 1)[0][:200]))
-    tags.extend(custom_tags(event))
-    item = {
-        'project_id': project_id,
-        'event_id': event['event_id'],
-        'timestamp': timestamp,
-        'received_at': received_at,
-        'type': exc_type or '',
-        'level': event['level'],
-        'release': event['release'],
-        'environment': event['environment'],
-        'message': message,
-        'event_type': event['type'],
-        'frames': frames,
-        'user': (user_key, user.get('id'), user.get('email')) if user_key else None,
-        'account': (account['id'], account.get('name')) if account.get('id') else None,
-        'tags': tags,
-        'event': event,
-    }
-    regroup(item)
-    return item
-
-
-RESERVED_TAGS = frozenset(('environment', 'release', 'browser', 'os', 'url', 'level'))
-MAX_CUSTOM_TAGS = 10
-
-
-def custom_tags(event):
-    """The SDK's tags (context.tags of 0.2.x, extra.tags of 0.1.0) as issue distributions:
-    string and number values only, bounded, so a hostile event cannot add thousands of rows."""
-    tags = event.get('tags')
-    if not isinstance(tags, dict):
-        tags = (event.get('extra') or {}).get('tags')
-    if not isinstance(tags, dict):
-        return []
-    out = []
-    for key, value in tags.items():
-        if len(out) >= MAX_CUSTOM_TAGS:
-            break
-        if (isinstance(value, (str, int, float)) and not isinstance(value, bool)
-                and 0 < len(key) <= 32 and key not in RESERVED_TAGS):
-            out.append((key, str(value)[:200]))
-    return out
-
-
-def regroup(item):
-    """Fingerprint, title and culprit from the item's (possibly source-mapped) frames, and the
-    stored payload. Called again by the source-map resolver after it rewrote the frames."""
-    frames = item['frames']
-    item['fingerprint'] = grouping.compute_fingerprint(
-        event_type=item['event_type'], exception_type=item['type'] or None,
-        message=item['message'], frames=frames)
-    item['title'] = grouping.get_title(item['event_type'], item['type'] or None, item['message'])
-    item['culprit'] = grouping.get_culprit(frames)
-    item['data'] = encode_event(item['event'])
-
-
 class Ingest:
     """What both ingest resources share: collaborators, auth, limits and the writer hand-off."""
 
@@ -341,12 +151,7 @@ class Ingest:
             self.drops.add(found[0], reason)
 
     def authenticate(self, api_key):
-        if not api_key:
-            return None, MISSING_KEY
-        found = self.keys.lookup(api_key)
-        if found is None:
-            return None, INVALID_KEY
-        return found, None
+        return authenticate(self.keys, api_key)
 
 
 def rate_headers(limit, remaining, wait):
@@ -384,11 +189,11 @@ class Errors(Ingest):
             raise falcon.HTTPTooManyRequests(
                 description=f'rate limit of {limit} events per minute for this project reached',
                 headers={**headers, 'Retry-After': str(max(1, int(wait + 0.999)))})
-        if event['type'] == 'message' and event['message'] == SDK_INIT_MESSAGE:
+        if is_sdk_init(event):
             self.drops.add(project_id, 'sdk_init')
             jsonapi.send(resp, {'event_id': event['event_id']}, falcon.HTTP_202, headers)
             return
-        item = prepare(event, project_id, timestamp, received_at, scrubber)
+        item = prepare_event(event, project_id, timestamp, received_at, scrubber)
         self.commit([item])
         jsonapi.send(resp, {'event_id': event['event_id']}, falcon.HTTP_202, headers)
 
@@ -426,7 +231,7 @@ class ErrorBatch(Ingest):
                 result.update(status='rejected', reason=problem)
                 continue
             project_id = found[0]
-            if event['type'] == 'message' and event['message'] == SDK_INIT_MESSAGE:
+            if is_sdk_init(event):
                 self.drops.add(project_id, 'sdk_init')
                 continue
             per_project.setdefault(project_id, (found[1], [], found[2]))[1].append(
@@ -444,8 +249,8 @@ class ErrorBatch(Ingest):
                                           reason=f'rate limit of {limit} events per minute reached')
                     self.drops.add(project_id, 'rate_limited')
                     continue
-                accepted.append((index, prepare(event, project_id, timestamp, received_at,
-                                                scrubber)))
+                accepted.append((index, prepare_event(event, project_id, timestamp, received_at,
+                                                      scrubber)))
         per_project = events = None
         if accepted:
             statuses = self.commit([item for _index, item in accepted])

@@ -1,20 +1,20 @@
-"""Runs inside the writer's transaction: dedupe, upsert issues, insert events, keep the aggregates
-(users, accounts, hourly counts, tag distributions) and record outbox rows.
+"""The writer's batch store, run inside its transaction: dedupe, upsert issues, insert events, keep
+the aggregates (users, accounts, hourly counts, tag distributions) and record outbox rows.
 
 Statements are per batch, not per event (aggregates merged in Python first), and only portable
 SQL is used (INSERT ... ON CONFLICT works on SQLite >= 3.24 and PostgreSQL), so several
-processes on one PostgreSQL database never double-count (issue 9: Digest.store_racing).
+processes on one PostgreSQL database never double-count (Store.store_racing says how).
 """
 
 import collections
 import logging
-import threading
 
 import orjson
 from peewee import EXCLUDED
 
 from proliferate import db
 from proliferate.db import database
+from proliferate.ingest.admission import DropCounter
 from proliferate.models import DroppedCount
 
 log = logging.getLogger(__name__)
@@ -29,32 +29,7 @@ class LostRace(Exception):
     """Another process committed one of this batch's event_ids or new issues after our reads."""
 
 
-class DropCounter:
-    """Events refused before the writer (rate limited, too large, invalid...), counted in memory
-    by request threads and added to the database with the writer's next commit."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._counts = collections.Counter()
-
-    def add(self, project_id, reason, count=1):
-        if project_id is None or count <= 0:
-            return
-        with self._lock:
-            self._counts[project_id, reason] += count
-
-    def take(self):
-        with self._lock:
-            counts, self._counts = self._counts, collections.Counter()
-        return counts
-
-    def give_back(self, counts):
-        with self._lock:
-            self._counts.update(counts)
-
-
-
-class Digest:
+class Store:
     """process(items) -> ['ok' | 'duplicate', ...]; one call per writer transaction."""
 
     def __init__(self, *, clock, drops=None, resolver=None):

@@ -1,6 +1,6 @@
 """The writer-side source-map resolver: JavaScript frames of fresh events with a release are mapped
 through that release's uploaded maps, the events regrouped on the resolved frames, and the frames
-each map resolved counted. Runs in the writer's transaction (Digest(resolver=...)), before issues.
+each map resolved counted. Runs in the writer's transaction (Store(resolver=...)), before issues.
 """
 
 import collections
@@ -12,8 +12,8 @@ import time
 import peewee
 from peewee import EXCLUDED
 
-from proliferate.ingest import resources
 from proliferate.db import database
+from proliferate.ingest.prepare import regroup
 from proliferate.models import Release
 from proliferate.models import SourceMap
 from proliferate.models import SourceMapCount
@@ -69,7 +69,7 @@ def grouping_frames(frames):
 
 
 class Resolver:
-    """resolver(items): called by Digest with the batch's fresh items, on the writer thread."""
+    """resolver(items): called by Store with the batch's fresh items, on the writer thread."""
 
     def __init__(self, *, cache_bytes=256 * 1024 * 1024, ttl=RELEASE_TTL, clock=time.monotonic):
         self.maps = MapCache(cache_bytes)
@@ -128,7 +128,7 @@ class Resolver:
         frames, stats = self.resolve_stack(item['frames'], maps, maps_key)
         item['event']['frames'] = frames
         item['frames'] = grouping_frames(frames)
-        resources.regroup(item)
+        regroup(item)
         for url, count in stats['maps_used'].items():
             used[maps[url][0]] += count
         if stats['resolved']:

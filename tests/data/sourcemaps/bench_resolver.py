@@ -4,7 +4,7 @@ Usage (from the repository root): python tests/data/sourcemaps/bench_resolver.py
 Not a test: it produced the figures in README.md. It builds a throw-away SQLite database, uploads
 build 1's map, prepares EVENTS copies of the real 10-frame V8 'checkout' stack, then times
   1. Resolver(items) alone (lookup, context lines, regroup = fingerprint + re-encode), and
-  2. the whole writer transaction (Digest) on batches of 100, without and with the resolver,
+  2. the whole writer transaction (Store) on batches of 100, without and with the resolver,
 each for a stack the resolver has seen before (the usual case: the same error again) and for
 stacks it has not (the parsed map is cached in both). Times are the process's CPU time, so that
 other work on the machine's shared cores does not count; the writer's fsync waits do not either.
@@ -22,8 +22,8 @@ from pathlib import Path
 
 from proliferate import times
 from proliferate import db
-from proliferate.ingest.store import Digest
-from proliferate.ingest.resources import prepare
+from proliferate.ingest.store import Store
+from proliferate.ingest.prepare import prepare_event
 from proliferate.models import Organization
 from proliferate.models import Project
 from proliferate.models import Release
@@ -51,7 +51,7 @@ def make_items(project_id, count, release, distinct=False):
                    'exception': {'type': 'RangeError', 'message': 'quantity for pear',
                                  'stack': stack}}
         _key, timestamp, event = normalize_event(payload, received_at=now)
-        items.append(prepare(event, project_id, timestamp, now))
+        items.append(prepare_event(event, project_id, timestamp, now))
     return items
 
 
@@ -59,7 +59,7 @@ def per_event_us(seconds, count):
     return seconds / count * 1e6
 
 
-def time_writer(digest, template):
+def time_writer(store, template):
     """Seconds for the writer's transactions over fresh copies of template, batches of BATCH."""
     items = copy.deepcopy(template)
     for item in items:
@@ -67,7 +67,7 @@ def time_writer(digest, template):
     start = time.process_time()
     for part in range(0, len(items), BATCH):
         with db.database.atomic():
-            digest(items[part:part + BATCH])
+            store(items[part:part + BATCH])
     return time.process_time() - start
 
 
@@ -101,7 +101,7 @@ def main():
         no_maps = make_items(project.id, count, 'shop@2')  # a release without maps
 
         # Runs interleave the variants, so a busy neighbour on the shared cores hits all alike.
-        plain = Digest(clock=times.utcnow)
+        plain = Store(clock=times.utcnow)
         figures = {name: [] for name in ('resolver same', 'resolver new', 'writer plain',
                                          'writer same', 'writer new', 'writer no maps')}
         for _ in range(RUNS):
@@ -113,12 +113,12 @@ def main():
             figures['resolver new'].append(time_resolver(resolver, distinct))
             figures['writer plain'].append(time_writer(plain, same))
             resolver._stacks.clear()
-            figures['writer new'].append(time_writer(Digest(clock=times.utcnow, resolver=resolver),
+            figures['writer new'].append(time_writer(Store(clock=times.utcnow, resolver=resolver),
                                                      distinct))
-            figures['writer same'].append(time_writer(Digest(clock=times.utcnow, resolver=resolver),
+            figures['writer same'].append(time_writer(Store(clock=times.utcnow, resolver=resolver),
                                                       same))
             figures['writer no maps'].append(time_writer(
-                Digest(clock=times.utcnow, resolver=resolver), no_maps))
+                Store(clock=times.utcnow, resolver=resolver), no_maps))
         db.database.close()
     for label, pick in (('median', statistics.median), ('best', min)):
         report(label, {name: per_event_us(pick(values), count) for name, values in figures.items()},
