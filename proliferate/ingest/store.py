@@ -8,6 +8,10 @@ processes on one PostgreSQL database never double-count (Store.store_racing says
 
 import collections
 import logging
+import operator
+import re
+from typing import Callable
+from typing import NamedTuple
 
 import orjson
 from peewee import EXCLUDED
@@ -152,9 +156,8 @@ class Store:
         cursor = database.cursor()
         issues = self.upsert_issues(cursor, sql, items, now)
         self.insert_events(cursor, sql, items, issues)
-        new_users = self.upsert_people(cursor, sql['user'], ROWS['user'], items, 'user')
-        new_accounts = self.upsert_people(cursor, sql['account'], ROWS['account'], items,
-                                          'account')
+        new_users = self.upsert_people(cursor, sql['user'], items, 'user')
+        new_accounts = self.upsert_people(cursor, sql['account'], items, 'account')
         self.upsert_counts(cursor, sql, items)
         self.update_issues(cursor, sql, issues, new_users, new_accounts, now)
 
@@ -163,8 +166,9 @@ class Store:
         Peewee's query builder cost more than the writes themselves (bench/README.md)."""
         param = database.param
         if self._sql is None or self._sql[0] != param:
-            self._sql = (param, {name: (text.replace('?', param) if isinstance(text, str) else
-                                        {k: v.replace('?', param) for k, v in text.items()})
+            self._sql = (param, {name: (in_style(text, param) if isinstance(text, str) else
+                                        {k: in_style(v, param, POSITIONS[name])
+                                         for k, v in text.items()})
                                  for name, text in SQL.items()})
         return self._sql[1]
 
@@ -201,10 +205,12 @@ class Store:
                 group['is_new'] = False
                 continue
             first = group['first']
-            cursor.execute(sql['insert_issue'], (
-                project_id, fingerprint, first['type'], first['title'], first['culprit'],
-                first['level'], group['first_seen'], group['last_seen'], first['release'],
-                group['latest']['release']))
+            insert_issue = sql['insert_issue']
+            cursor.execute(insert_issue.text, insert_issue.values({
+                'project_id': project_id, 'fingerprint': fingerprint, 'type': first['type'],
+                'title': first['title'], 'culprit': first['culprit'], 'level': first['level'],
+                'first_seen': group['first_seen'], 'last_seen': group['last_seen'],
+                'first_release': first['release'], 'last_release': group['latest']['release']}))
             row = cursor.fetchone()
             if row is None:  # another process created this issue since our SELECT
                 raise LostRace(f'issue {fingerprint} of project {project_id}')
@@ -221,9 +227,10 @@ class Store:
         rows = []
         for item in items:
             item['issue_id'] = issue_id = issues[item['project_id'], item['fingerprint']]['id']
+            # In the order of ROWS['event']'s columns, as insert() takes every row.
             rows.append((item['project_id'], issue_id, item['event_id'], item['ts'], item['rx'],
                          item['data']))
-        inserted = insert(cursor, ROWS['event'], rows)
+        inserted = insert(cursor, 'event', rows)
         if inserted != len(rows):  # another process stored some of these event_ids
             raise LostRace(f'{len(rows) - inserted} of {len(rows)} events')
         # The newest event of each issue, for the issue page.
@@ -235,63 +242,72 @@ class Store:
         for group in issues.values():
             group['last_event'] = latest.get(group['id'])
 
-    def upsert_people(self, cursor, sql, people, items, what):
+    def upsert_people(self, cursor, sql, items, what):
         """Affected users or accounts: insert the new ones (RETURNING tells which, exactly, even
-        with other processes inserting at once), add to the others. -> {issue_id: new people}."""
+        with other processes inserting at once), add to the others. -> {issue_id: new people}.
+
+        A row is a list in the order of ROWS[what]'s columns, read by their names' POSITIONS:
+        the INSERT takes it as it is, the UPDATE's named values are read from it."""
+        at = POSITIONS[what]
+        events_at, first_at, last_at = at['event_count'], at['first_seen'], at['last_seen']
+        key_at = at[PEOPLE[what][1]]  # the person's values follow its issue from here on
         merged = {}
         for item in items:
-            person = item.get(what)
+            person = item.get(what)  # (key, *details)
             if not person:
                 continue
-            key = (item['issue_id'], person[0])
+            pair = (item['issue_id'], person[0])
             stamp = item['ts']
-            row = merged.get(key)
+            row = merged.get(pair)
             if row is None:
-                # [issue, key, detail..., event_count, first_seen, last_seen]
-                merged[key] = [key[0], person[0], *person[1:], 1, stamp, stamp]
+                merged[pair] = [pair[0], *person, 1, stamp, stamp]
                 continue
-            row[-3] += 1
-            if stamp < row[-2]:
-                row[-2] = stamp
-            if stamp >= row[-1]:
-                row[-1] = stamp
-                for index, value in enumerate(person[1:], 2):
+            row[events_at] += 1
+            if stamp < row[first_at]:
+                row[first_at] = stamp
+            if stamp >= row[last_at]:
+                row[last_at] = stamp
+                # The newest event's details win, but a detail it lacks keeps the older value.
+                for index, value in enumerate(person, key_at):
                     if value is not None:
                         row[index] = value
         if not merged:
             return {}
         new = collections.Counter()
         inserted = set()
-        rows = sorted(merged.values(), key=lambda row: (row[0], row[1]))
-        for issue_id, person_key in insert(cursor, people, rows):
+        rows = [merged[pair] for pair in sorted(merged)]
+        for issue_id, person_key in insert(cursor, what, rows):
             inserted.add((issue_id, person_key))
             new[issue_id] += 1
         rest = [row for row in rows if (row[0], row[1]) not in inserted]
         if rest:
-            # [event_count, last_seen x3, details..., issue, key]
-            cursor.executemany(sql['update'], [
-                (row[-3], row[-1], row[-1], *row[2:-3], row[0], row[1]) for row in rest])
+            update = sql['update']
+            cursor.executemany(update.text, map(update.values, rest))
         return new
 
     def upsert_counts(self, cursor, sql, items):
+        at = POSITIONS['tag']
+        events_at, first_at, last_at = at['event_count'], at['first_seen'], at['last_seen']
         hourly = collections.Counter()
         tags = {}
         for item in items:
             stamp = item['ts']
-            hourly[item['issue_id'], stamp[:13] + ':00:00'] += 1
+            issue_id = item['issue_id']
+            hourly[issue_id, stamp[:13] + ':00:00'] += 1
             for key, value in item['tags']:
-                row = tags.get((item['issue_id'], key, value))
+                row = tags.get((issue_id, key, value))
                 if row is None:
-                    tags[item['issue_id'], key, value] = [item['issue_id'], key, value, 1, stamp, stamp]
+                    tags[issue_id, key, value] = [issue_id, key, value, 1, stamp, stamp]
                     continue
-                row[3] += 1
-                if stamp < row[4]:
-                    row[4] = stamp
-                if stamp > row[5]:
-                    row[5] = stamp
-        insert(cursor, ROWS['hourly'], sorted((i, h, n) for (i, h), n in hourly.items()))
+                row[events_at] += 1
+                if stamp < row[first_at]:
+                    row[first_at] = stamp
+                if stamp > row[last_at]:
+                    row[last_at] = stamp
+        insert(cursor, 'hourly', [(issue_id, hour, count)
+                                  for (issue_id, hour), count in sorted(hourly.items())])
         if tags:
-            insert(cursor, ROWS['tag'], sorted(tags.values()))
+            insert(cursor, 'tag', sorted(tags.values()))
 
     def update_issues(self, cursor, sql, issues, new_users, new_accounts, now):
         plain = []
@@ -299,14 +315,19 @@ class Store:
                                                        key=lambda pair: pair[1]['id']):
             issue_id = group['id']
             latest = group['latest']
-            values = (len(group['items']), new_users.get(issue_id, 0), new_accounts.get(issue_id, 0),
-                      group['last_seen'], group['last_seen'], group['first_seen'],
-                      group['first_seen'], latest['level'], group['last_seen'], latest['release'],
-                      group['last_event'], group['last_event'])
+            values = {
+                'id': issue_id, 'events': len(group['items']),
+                'new_users': new_users.get(issue_id, 0),
+                'new_accounts': new_accounts.get(issue_id, 0),
+                'first_seen': group['first_seen'], 'last_seen': group['last_seen'],
+                'level': latest['level'], 'last_release': latest['release'],
+                'last_event': group['last_event'],
+            }
             if group['status'] == 'resolved' and not group['is_new']:
                 # A new event on a resolved issue reopens it and marks the regression.
                 release = latest['release']
-                cursor.execute(sql['regress_issue'], (*values, now, release, issue_id))
+                regress = sql['regress_issue']
+                cursor.execute(regress.text, regress.values({**values, 'regressed_at': now}))
                 if cursor.rowcount:
                     cursor.execute(sql['insert_activity'], (issue_id, 'regressed', release, now))
                     cursor.execute(sql['insert_outbox'], (
@@ -314,40 +335,83 @@ class Store:
                         orjson.dumps({'event_id': latest['event_id'], 'release': release}).decode(),
                         now))
                     continue
-            plain.append((*values, issue_id))
+            plain.append(values)
         if plain:
-            cursor.executemany(sql['update_issue'], plain)
+            update = sql['update_issue']
+            cursor.executemany(update.text, map(update.values, plain))
 
 
-def insert(cursor, spec, rows):
-    """One of ROWS through db.insert_rows: the count inserted, or the RETURNING rows."""
-    table, columns, conflict, *returning = spec
+def insert(cursor, name, rows):
+    """ROWS[name] through db.insert_rows, rows in the order of its columns: the count inserted, or
+    the RETURNING rows."""
+    table, columns, conflict, *returning = ROWS[name]
     return db.insert_rows(cursor, table, columns, rows, conflict=conflict,
                           returning=returning[0] if returning else '')
 
 
+# A named placeholder, ':name' (PostgreSQL's '::' casts are not one).
+NAMED = re.compile(r'(?<!:):([a-z_]+)')
+
+
+class Statement(NamedTuple):
+    """A statement whose values are named: its text with positional placeholders, and values(row)
+    -> the row's values in their order. Both drivers bind positional values faster than named
+    ones (sqlite3 looks each name up: a quarter more per row of the people UPDATE)."""
+
+    text: str
+    values: Callable
+
+
+def in_style(text, param, positions=None):
+    """A statement below in the database's parameter style (param): '?' replaced, and one with
+    ':name' placeholders made a Statement, whose rows are dicts, or lists with each name at
+    positions[name]."""
+    names = NAMED.findall(text)
+    if not names:
+        return text.replace('?', param)
+    if '?' in text:
+        raise ValueError('a statement has either named or positional placeholders, not both')
+    getter = operator.itemgetter(*[positions[name] for name in names] if positions else names)
+    if len(names) == 1:
+        return Statement(NAMED.sub(param, text), lambda row: (getter(row),))
+    return Statement(NAMED.sub(param, text), getter)
+
+
+# What a batch adds to an issue; update_issues names the values.
 _ISSUE_COUNTS = (
-    'event_count = event_count + ?, user_count = user_count + ?, '
-    'account_count = account_count + ?, '
-    'last_seen = CASE WHEN last_seen < ? THEN ? ELSE last_seen END, '
-    'first_seen = CASE WHEN first_seen > ? THEN ? ELSE first_seen END, level = ?, '
+    'event_count = event_count + :events, user_count = user_count + :new_users, '
+    'account_count = account_count + :new_accounts, '
+    'last_seen = CASE WHEN last_seen < :last_seen THEN :last_seen ELSE last_seen END, '
+    'first_seen = CASE WHEN first_seen > :first_seen THEN :first_seen ELSE first_seen END, '
+    'level = :level, '
     # SET expressions all see the old row: last_release follows the newest event.
-    'last_release = CASE WHEN last_seen <= ? THEN ? ELSE last_release END, '
+    'last_release = CASE WHEN last_seen <= :last_seen THEN :last_release ELSE last_release END, '
     # Never back to an older event: another process's newer one may have committed meanwhile.
-    'last_event = CASE WHEN last_event IS NULL OR last_event < ? THEN ? ELSE last_event END')
+    'last_event = CASE WHEN last_event IS NULL OR last_event < :last_event THEN :last_event '
+    'ELSE last_event END')
+
+# The person of an item (prepare_event's 'user' and 'account' tuples): its table, the column of
+# its first value (the key) and those of the others (details that may be None).
+PEOPLE = {
+    'user': ('issue_user', 'user_key', ('user_id', 'email')),
+    'account': ('issue_account', 'account_id', ('name',)),
+}
 
 
 def _people_sql(table, key, details):
-    detail_updates = ''.join(f', {d} = COALESCE(?, {d})' for d in details)
+    """The UPDATE of a person already counted, its parameters named as the table's columns."""
+    detail_updates = ''.join(f', {d} = COALESCE(:{d}, {d})' for d in details)
     return {
-        'update': f'UPDATE {table} SET event_count = event_count + ?, '  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
-                  'last_seen = CASE WHEN last_seen < ? THEN ? ELSE last_seen END'
-                  f'{detail_updates} WHERE issue_id = ? AND {key} = ?',
+        'update': f'UPDATE {table} SET event_count = event_count + :event_count, '  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
+                  'last_seen = CASE WHEN last_seen < :last_seen THEN :last_seen ELSE last_seen END'
+                  f'{detail_updates} WHERE issue_id = :issue_id AND {key} = :{key}',
     }
 
 
 # Portable SQL (SQLite >= 3.35 and PostgreSQL): ON CONFLICT upserts and RETURNING. '?' is
-# replaced by the database's parameter style; IN ({list}) is expanded by db.expand_list.
+# replaced by the database's parameter style; a statement with ':name' placeholders becomes a
+# Statement (in_style), those of 'user' and 'account' reading rows of ROWS' layout;
+# IN ({list}) is expanded by db.expand_list.
 SQL = {
     'select_events': 'SELECT event_id FROM event WHERE project_id = ? AND event_id IN ({list})',
     'select_issues': 'SELECT id, fingerprint, status FROM issue '
@@ -355,7 +419,9 @@ SQL = {
     'insert_issue': 'INSERT INTO issue (project_id, fingerprint, type, title, culprit, level, '
                     "status, first_seen, last_seen, first_release, last_release, event_count, "
                     "user_count, account_count, is_regressed) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 'unresolved', ?, ?, ?, ?, 0, 0, 0, FALSE) "
+                    'VALUES (:project_id, :fingerprint, :type, :title, :culprit, :level, '
+                    "'unresolved', :first_seen, :last_seen, :first_release, :last_release, "
+                    '0, 0, 0, FALSE) '
                     'ON CONFLICT (project_id, fingerprint) DO NOTHING RETURNING id',
     'insert_activity': 'INSERT INTO issue_activity (issue_id, kind, release, created_at) '
                        'VALUES (?, ?, ?, ?)',
@@ -366,12 +432,13 @@ SQL = {
     # of those issues instead: 65 ms a commit at 1,000,000 events, a third of ingest speed.
     'latest_events': 'SELECT id, (SELECT MAX(event.id) FROM event WHERE event.issue_id = issue.id) '
                      'FROM issue WHERE id IN ({list})',
-    'user': _people_sql('issue_user', 'user_key', ('user_id', 'email')),
-    'account': _people_sql('issue_account', 'account_id', ('name',)),
-    'update_issue': f'UPDATE issue SET {_ISSUE_COUNTS} WHERE id = ?',  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
+    'user': _people_sql(*PEOPLE['user']),
+    'account': _people_sql(*PEOPLE['account']),
+    'update_issue': f'UPDATE issue SET {_ISSUE_COUNTS} WHERE id = :id',  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
     'regress_issue': f"UPDATE issue SET {_ISSUE_COUNTS}, status = 'unresolved', "  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
-                     'is_regressed = TRUE, regressed_at = ?, regressed_release = ?, '
-                     "resolved_at = NULL WHERE id = ? AND status = 'resolved'",
+                     'is_regressed = TRUE, regressed_at = :regressed_at, '
+                     "regressed_release = :last_release, resolved_at = NULL "
+                     "WHERE id = :id AND status = 'resolved'",
 }
 
 
@@ -389,8 +456,8 @@ ROWS = {
                         ('timestamp', 'timestamp'), ('received_at', 'timestamp'),
                         ('data', 'bytea')],
               'ON CONFLICT (project_id, event_id) DO NOTHING'),
-    'user': _people_rows('issue_user', 'user_key', ('user_id', 'email')),
-    'account': _people_rows('issue_account', 'account_id', ('name',)),
+    'user': _people_rows(*PEOPLE['user']),
+    'account': _people_rows(*PEOPLE['account']),
     'hourly': ('issue_hourly', [('issue_id', 'integer'), ('hour', 'timestamp'),
                                 ('event_count', 'integer')],
                'ON CONFLICT (issue_id, hour) DO UPDATE '
@@ -403,3 +470,8 @@ ROWS = {
             'last_seen = CASE WHEN issue_tag.last_seen < excluded.last_seen '
             'THEN excluded.last_seen ELSE issue_tag.last_seen END'),
 }
+
+# ROWS[name]'s column -> its position in a row: the store's merged rows are lists in the
+# columns' order (as the INSERT takes them), and their values are read by name through this.
+POSITIONS = {name: {column: index for index, (column, _kind) in enumerate(spec[1])}
+             for name, spec in ROWS.items()}
