@@ -1,4 +1,5 @@
-"""Table-driven tests of proliferate.grouping over real stack traces in tests/data/stacks."""
+"""Table-driven tests of proliferate.ingest.grouping over real stack traces in tests/data/stacks and
+real bundler file names in tests/data/bundlers."""
 
 import json
 import pathlib
@@ -304,13 +305,19 @@ def test_fingerprint_is_versioned_hex_and_stable():
     ]
     value = exception_fingerprint(seed, 'TypeError')
     assert HEX64.fullmatch(value)
-    assert grouping.FINGERPRINT_VERSION == 1
-    # A literal, so it is the same in every process and any change to the algorithm shows
-    # here: such a change must bump FINGERPRINT_VERSION (and then update this value).
-    assert value == GOLDEN_SEED_FINGERPRINT
+    assert grouping.FINGERPRINT_VERSION == 2
+    # Literals, so they are the same in every process and any change to the algorithm shows
+    # here: such a change must bump FINGERPRINT_VERSION (and then update GOLDEN_SEED_V2).
+    assert value == GOLDEN_SEED_V2
+    # Version 1 is frozen: issues stored before version 2 carry it.
+    v1 = grouping.compute_fingerprint_v1(
+        event_type='exception', exception_type='TypeError', message='boom', frames=seed
+    )
+    assert v1 == GOLDEN_SEED_V1 != value
 
 
-GOLDEN_SEED_FINGERPRINT = 'd682dbdf908c8b2876d8c5bc7065df3aa7d863186fdeac4b42ea46a8b62fac2a'
+GOLDEN_SEED_V1 = 'd682dbdf908c8b2876d8c5bc7065df3aa7d863186fdeac4b42ea46a8b62fac2a'
+GOLDEN_SEED_V2 = '9a7d93d63fbaa2e3ea12db0381d3f454cda09a548483e2bff2e002836635a6e1'
 
 
 # -- message normalisation, title, culprit, file names ---------------------------------------
@@ -544,6 +551,7 @@ def test_no_frames(stack):
         'frames': [],
         'exception_type': None,
         'message': None,
+        'chain': [],
     }
 
 
@@ -713,3 +721,469 @@ def test_property_never_raises_and_stays_bounded(text, max_frames):
         message=parsed['message'],
         frames=parse_stack(text, max_frames=max_frames)['frames'],
     )
+
+
+# -- version 2: library frames, build hashes, custom fingerprints, chains ---------------------
+
+BUNDLERS = json.loads((STACKS.parent / 'bundlers' / 'names.json').read_text())
+# Published npm files that are themselves Rolldown output with '[name]-[hash]' names.
+PUBLISHED_HASHED = {
+    'filter-DvHMSB82.mjs': 'filter.mjs',
+    'binding-Dv--ZLtl.mjs': 'binding.mjs',
+    'bundle-CKxU1wPS.mjs': 'bundle.mjs',
+    'constructors-Cns1f2JN.mjs': 'constructors.mjs',
+    'create-bundler-option-BsAwgu1u.mjs': 'create-bundler-option.mjs',
+    'define-config-BQBrxnNZ.mjs': 'define-config.mjs',
+    'dist-C-GMLZnX.mjs': 'dist.mjs',
+    'error-z4CTM_u3.mjs': 'error.mjs',
+    'load-config-BlS56-EL.mjs': 'load-config.mjs',
+    'logger-Boq60GmA.mjs': 'logger.mjs',
+    'logs-BZ4h6bri.mjs': 'logs.mjs',
+    'misc-Dz208wMN.mjs': 'misc.mjs',
+    'normalize-string-or-regex-kfN4G66d.mjs': 'normalize-string-or-regex.mjs',
+    'parse-CKFHq3Qc.mjs': 'parse.mjs',
+    'prompt-C8pEKJl9.mjs': 'prompt.mjs',
+    'resolve-tsconfig-CsamUth5.mjs': 'resolve-tsconfig.mjs',
+    'rolldown-CiTwiklC.mjs': 'rolldown.mjs',
+    'rolldown-runtime-BuRBZLzk.mjs': 'rolldown-runtime.mjs',
+    'validator-D_17ElVY.mjs': 'validator.mjs',
+    'watch-tgMwrGvA.mjs': 'watch.mjs',
+}
+
+
+@pytest.mark.parametrize('build', sorted(BUNDLERS['builds']))
+def test_real_bundler_names_lose_their_hash(build):
+    pairs = BUNDLERS['builds'][build]
+    assert pairs
+    for emitted, stable in pairs:
+        assert grouping.stable_file_name(emitted) == stable, (build, emitted)
+        assert grouping.stable_file_name(stable) == stable, (build, stable)
+
+
+def test_published_package_file_names_stay_whole():
+    published = BUNDLERS['published']
+    assert len(published) > 1000
+    changed = {
+        name: grouping.stable_file_name(name)
+        for name in published
+        if grouping.stable_file_name(name) != name
+    }
+    assert changed == {name: PUBLISHED_HASHED[name] for name in changed}
+    assert set(PUBLISHED_HASHED) <= set(published)
+
+
+@pytest.mark.parametrize(
+    'name, stable',
+    [
+        # Hand-written from each tool's documented patterns (the real builds are in names.json).
+        ('_app-3f1c2a9b8d7e6f5a.js', '_app.js'),
+        ('webpack-8fa1640cc84ba8fe.js', 'webpack.js'),
+        ('framework-2c79e2a64abdb08b.js', 'framework.js'),
+        ('873-3f1c2a9b8d7e6f5a.js', '873.js'),
+        ('main-app-0d3f1e2c3b4a5f6e.js', 'main-app.js'),
+        ('fd9d1056-2821b0f0cabcd8bd.js', 'fd9d1056.js'),
+        ('index-4e8d2c5a.js', 'index.js'),
+        ('index.3f1c2a9b.js', 'index.js'),
+        ('app-5XJ2KQ7M.js', 'app.js'),
+        ('chunk-XUCGB6KL.js', 'chunk.js'),
+        ('index-CQUopVr-.js', 'index.js'),
+        ('vendor.ogcAuNyg.js', 'vendor.ogcAuNyg.js'),
+        ('842.3f1c2a9b.chunk.js', '842.chunk.js'),
+        ('main.8f2c1a3b4d5e6f70.js', 'main.js'),
+        ('3f1c2a9b8d7e6f5a.js', '<hash>.js'),
+        ('bundle.1700000000.js', 'bundle.js'),
+        ('main.js', 'main.js'),
+        ('react-dom.production.min.js', 'react-dom.production.min.js'),
+        ('jquery-3.7.1.min.js', 'jquery-3.7.1.min.js'),
+        ('2024-report.js', '2024-report.js'),
+        ('i18n.js', 'i18n.js'),
+        ('vendor.js', 'vendor.js'),
+        ('vendors.js', 'vendors.js'),
+        ('chunk-vendors.js', 'chunk-vendors.js'),
+        ('app.bundle.js', 'app.bundle.js'),
+        ('polyfills-es2015.js', 'polyfills-es2015.js'),
+        ('main-es2015.js', 'main-es2015.js'),
+        ('runtime.js', 'runtime.js'),
+        ('moment-with-locales.js', 'moment-with-locales.js'),
+        ('hooks-useState.js', 'hooks-useState.js'),
+        ('form-Settings.js', 'form-Settings.js'),
+        ('client-v1alpha1.js', 'client-v1alpha1.js'),
+        ('deadbeef.js', 'deadbeef.js'),
+        ('report.js', 'report.js'),
+        ('views.py', 'views.py'),
+        ('<frozen runpy>', '<frozen runpy>'),
+        ('Makefile', 'Makefile'),
+        ('-3f1c2a9b.js', '-3f1c2a9b.js'),
+        ('', ''),
+        (None, ''),
+        (12, ''),
+    ],
+)
+def test_stable_file_name(name, stable):
+    assert grouping.stable_file_name(name) == stable
+
+
+def test_a_redeploy_keeps_the_issue():
+    # The same bug in two real Vite builds and two real esbuild builds.
+    vite = ('index-D-sb5my8.js', 'index-GxdEN8B4.js')
+    esbuild = ('index-GLMTOECP.js', 'index-O3SPLBWN.js')
+    for old, new in (vite, esbuild):
+        before = [frame('processData', old), frame('handleClick', old)]
+        after = [frame('processData', new), frame('handleClick', new)]
+        assert exception_fingerprint(before) == exception_fingerprint(after)
+        assert get_culprit(before) == f'processData in {old}'
+    assert fingerprint_of('hand_nextjs_deploy_1') == fingerprint_of('hand_nextjs_deploy_2')
+
+
+def lib(function, path, **extra):
+    return {'function': function, 'abs_path': path, 'filename': path.rpartition('/')[2], **extra}
+
+
+@pytest.mark.parametrize(
+    'path, in_app',
+    [
+        ('/srv/app/orders/views.py', True),
+        ('/srv/app/lib/payments.py', True),
+        ('/home/app/blog/libs/auth.py', True),
+        ('/opt/app/lib/python/helpers.py', True),
+        ('/srv/venv/lib/python3.12/site-packages/django/db/models/query.py', False),
+        ('/usr/lib/python3/dist-packages/stripe/_api_requestor.py', False),
+        ('/usr/lib/python3.11/json/decoder.py', False),
+        ('/root/.pyenv/versions/3.11.7/lib/python3.11/_strptime.py', False),
+        ('/usr/local/lib/python3.13t/asyncio/base_events.py', False),
+        ('C:\\Python311\\Lib\\json\\decoder.py', False),
+        ('C:\\Users\\ann\\app\\.venv\\Lib\\site-packages\\flask\\app.py', False),
+        ('<frozen runpy>', False),
+        ('<frozen importlib._bootstrap>', False),
+        ('<string>', True),
+        ('/srv/app/node_modules/express/lib/router/index.js', False),
+        ('webpack:///./node_modules/react-dom/cjs/react-dom.development.js', False),
+        ('http://localhost:5173/node_modules/.vite/deps/react-dom_client.js?v=5d2a91f4', False),
+        ('https://x.com/static/vendor/jquery-3.7.1.min.js', False),
+        ('https://x.com/assets/vendors/lodash.js', False),
+        ('https://x.com/static/js/vendor.93ede590.js', False),
+        ('https://x.com/static/js/vendors~main.chunk.js', False),
+        ('https://x.com/js/chunk-vendors.5d6e7f8a.js', False),
+        ('https://x.com/js/vendors-node_modules_nanoid_index_js.js', False),
+        ('https://x.com/js/vendor.js', False),
+        ('https://x.com/_next/static/chunks/framework-2c79e2a64abdb08b.js', False),
+        ('https://x.com/_next/static/chunks/pages/checkout-3f1c2a9b8d7e6f5a.js', True),
+        ('https://x.com/js/vendorsettings.js', True),
+        ('https://x.com/js/advendor.js', True),
+        ('node:internal/modules/cjs/loader', False),
+        ('node:events', False),
+        ('internal/process/task_queues.js', False),
+        ('chrome-extension://abcdefghijklmnop/content.js', False),
+        ('moz-extension://2c127fa4-62c7-7e4f-90e5-472b45eecfdc/inject.js', False),
+        ('safari-web-extension://E8E0A5A1-0000/script.js', False),
+        ('safari-extension://com.adblock-0000/content.js', False),
+        ('<anonymous>', False),
+        ('[native code]', False),
+        ('native', False),
+        ('index 0', False),
+        ('https://x.com/static/app.3f9a.js', True),
+        ('/srv/app/src/utils.js', True),
+    ],
+)
+def test_built_in_in_app_rules(path, in_app):
+    assert grouping.is_in_app(lib('f', path)) is in_app
+
+
+def test_in_app_flag_rules_and_their_precedence():
+    django = lib('get', '/srv/venv/lib/python3.12/site-packages/django/db/models/query.py')
+    mine = lib('charge', '/srv/app/payments.py')
+    assert grouping.is_in_app(dict(django, in_app=True)) is True  # an SDK's flag wins
+    assert grouping.is_in_app(dict(mine, in_app=False)) is False
+    assert grouping.is_in_app(dict(mine, in_app='yes')) is True  # not a bool: ignored
+    # Project patterns beat the built-in rules; in-app patterns beat library patterns.
+    ours = {'in_app': ['/site-packages/acme_'], 'library': ['/srv/app/generated/']}
+    acme = lib('pay', '/srv/venv/lib/python3.12/site-packages/acme_billing/pay.py')
+    generated = lib('pb', '/srv/app/generated/orders_pb2.py')
+    assert grouping.is_in_app(acme) is False and grouping.is_in_app(acme, ours) is True
+    assert grouping.is_in_app(generated) is True and grouping.is_in_app(generated, ours) is False
+    both = {'in_app': ['/srv/app/'], 'library': ['/srv/app/']}
+    assert grouping.is_in_app(generated, both) is True
+    cdn = lib('ce', 'https://code.jquery.com/jquery-3.7.1.min.js')
+    assert grouping.is_in_app(cdn) is True
+    assert grouping.is_in_app(cdn, {'library': ['https://code.jquery.com/']}) is False
+    windows = lib('run', 'C:\\srv\\app\\gen\\x.py')
+    assert grouping.is_in_app(windows, {'library': ['\\app\\gen\\']}) is False
+    # Garbage rules and frames are ignored, never raised on.
+    for rules in (None, 'x', 3, {'in_app': 'abc'}, {'library': [None, 3, '', ['x']]}):
+        assert grouping.is_in_app(mine, rules) is True
+    assert grouping.is_in_app(None) is False and grouping.is_in_app('x') is False
+    assert grouping.is_in_app({'function': 'f'}) is False  # no file: a builtin
+
+
+def test_rules_are_bounded():
+    rules = grouping.in_app_rules({'in_app': ['x' * 500] * 80, 'library': ('/lib/',)})
+    assert len(rules.in_app) == 50 and all(len(p) == 200 for p in rules.in_app)
+    assert rules.library == ('/lib/',)
+    assert grouping.in_app_rules(rules) is rules
+    assert grouping.in_app_rules(None) == grouping.BUILTIN_RULES == ((), ())
+
+
+def test_mark_in_app():
+    frames = parse_stack(read_stack('v8_lib_money_cart'))['frames']
+    marked = grouping.mark_in_app(frames)
+    assert [f['in_app'] for f in marked] == [False] * 3 + [True] * 3 + [False] * 4
+    assert all('in_app' not in f for f in frames)  # copies: the parsed frames are untouched
+    assert grouping.mark_in_app([None, 'x', frames[0]]) == [dict(frames[0], in_app=False)]
+    assert grouping.mark_in_app(None) == []
+    assert [f['in_app'] for f in grouping.mark_in_app(frames, {'in_app': ['tiny-money']})] == [
+        True
+    ] * 6 + [False] * 4
+
+
+@pytest.mark.parametrize('name, culprit', sorted(EXPECTED['in_app_culprits'].items()))
+def test_culprit_is_the_applications_function(name, culprit):
+    frames = parse_stack(read_stack(name))['frames']
+    assert get_culprit(frames) == culprit
+
+
+@pytest.mark.parametrize(
+    'left, right',
+    [
+        ('python_lib_requests_prices', 'python_lib_requests_inventory'),
+        ('v8_lib_money_cart', 'v8_lib_money_refunds'),
+        ('python_json_decode', 'python_lib_json_webhook'),
+    ],
+)
+def test_version_1_merged_different_bugs_in_one_library_call(left, right):
+    # What version 2 fixes: with 3 library frames on top, version 1 keyed on them alone.
+    why = f'{left} vs {right}'
+    def v1(name):
+        parsed = parse_stack(read_stack(name))
+        return grouping.compute_fingerprint_v1(
+            event_type='exception',
+            exception_type=parsed['exception_type'],
+            message=parsed['message'],
+            frames=parsed['frames'],
+        )
+
+    assert v1(left) == v1(right), why
+    assert fingerprint_of(left) != fingerprint_of(right), why
+
+
+def test_grouping_key_shows_the_in_app_frames():
+    parsed = parse_stack(read_stack('python_lib_requests_prices'))
+    key = grouping.grouping_key(
+        event_type='exception',
+        exception_type=parsed['exception_type'],
+        message=parsed['message'],
+        frames=parsed['frames'],
+    )
+    assert key == {
+        'kind': 'frames',
+        'type': 'ConnectionError',
+        'frames': [('fetch_prices', 'prices.py'), ('<module>', 'prices.py')],
+    }
+    # Nothing in-app: the top 3 frames, as version 1 did.
+    assert grouping.grouping_key(
+        event_type='exception',
+        exception_type='Error',
+        message='x',
+        frames=parsed['frames'],
+        rules={'library': ['/tmp/']},
+    )['frames'] == [('send', 'adapters.py'), ('send', 'sessions.py'), ('request', 'sessions.py')]
+    chunks = [frame('a', 'index-D-sb5my8.js'), frame('b', 'vendor.93ede590.js')]
+    assert grouping.grouping_key(
+        event_type='exception', exception_type='E', message=None, frames=chunks
+    )['frames'] == [('a', 'index.js')]
+    assert grouping.grouping_key(
+        event_type='exception', exception_type='a.b.Boom', message='x 12', frames=[]
+    ) == {'kind': 'message', 'type': 'Boom', 'message': 'x <n>'}
+    assert grouping.grouping_key(
+        event_type='message', exception_type=None, message='took 5 ms', frames=chunks
+    ) == {'kind': 'message', 'type': None, 'message': 'took <n> ms'}
+
+
+def test_fingerprint_is_the_hash_of_the_grouping_key():
+    import hashlib
+
+    frames = parse_stack(read_stack('hand_django_does_not_exist'))['frames']
+    for custom in (None, ['tenant-a', '{{ default }}'], ['checkout']):
+        kwargs = dict(
+            event_type='exception', exception_type='DoesNotExist', message='m', frames=frames
+        )
+        key = grouping.grouping_key(custom=custom, **kwargs)
+        salted = 'proliferate-grouping-v2\n' + json.dumps(key, sort_keys=True)
+        expected = hashlib.sha256(salted.encode('ascii')).hexdigest()
+        assert grouping.compute_fingerprint(custom=custom, **kwargs) == expected
+
+
+def test_custom_fingerprints():
+    frames = parse_stack(read_stack('v8_seed'))['frames']
+
+    def fp(custom, **kw):
+        return compute_fingerprint(
+            event_type=kw.get('event_type', 'exception'),
+            exception_type=kw.get('exception_type', 'TypeError'),
+            message=kw.get('message', 'boom'),
+            frames=kw.get('frames', frames),
+            custom=custom,
+        )
+
+    ours = fp(None)
+    # Replaces our key: other frames, types and messages no longer count.
+    assert fp(['checkout-timeout']) == fp(['checkout-timeout'], frames=[], exception_type='X')
+    assert fp(['checkout-timeout']) != ours != fp(['other'])
+    # '{{ default }}' stands for our key: it splits our issue by the extra values.
+    assert fp(['{{ default }}', 'tenant-a']) == fp(['{{default}}', 'tenant-a'])
+    assert fp(['{{ default }}', 'tenant-a']) != fp(['{{ default }}', 'tenant-b'])
+    assert fp(['{{ default }}', 'tenant-a']) != fp(
+        ['{{ default }}', 'tenant-a'], frames=parse_stack(read_stack('v8_eval'))['frames']
+    )
+    assert fp(['{{ default }}']) != ours  # a different key kind, a different hash
+    # Nothing usable: our key.
+    for custom in ([], None, 'abc', [None, {}, [], ''], 7):
+        assert fp(custom) == ours, custom
+    key = grouping.grouping_key(
+        event_type='exception',
+        exception_type='TypeError',
+        message='boom',
+        frames=frames,
+        custom=['{{default}}', 3, 1.0, 2.5, True, None, 'x' * 300, float('nan'), 2**80],
+    )
+    assert key['kind'] == 'custom'
+    assert key['values'] == ['{{ default }}', '3', '1', '2.5', 'true', 'x' * 200]
+    assert key['default']['kind'] == 'frames'
+    assert grouping.grouping_key(
+        event_type='message', exception_type=None, message='m', frames=[], custom=['a']
+    ) == {'kind': 'custom', 'values': ['a'], 'default': None}
+    # Bounded: only the first 50 elements count.
+    assert len(grouping.custom_fingerprint([str(i) for i in range(10_000)])) == 50
+    assert fp([str(i) for i in range(50)] + ['x']) == fp([str(i) for i in range(50)] + ['y'])
+
+
+def test_python_chains():
+    parsed = parse_stack(read_stack('python_lib_requests_prices'))
+    chain = parsed['chain']
+    assert [c['exception_type'] for c in chain] == [
+        'requests.exceptions.ConnectionError',
+        'urllib3.exceptions.MaxRetryError',
+        'urllib3.exceptions.NewConnectionError',
+        'ConnectionRefusedError',
+    ]
+    assert chain[0]['frames'] is parsed['frames']
+    assert chain[0]['message'] == parsed['message']
+    assert chain[-1]['message'] == '[Errno 111] Connection refused'
+    assert [f['function'] for f in chain[1]['frames']] == ['increment', 'urlopen', 'send']
+    assert [f['function'] for f in chain[3]['frames']] == [
+        'create_connection',
+        'create_connection',
+        '_new_conn',
+    ]
+    cause = parse_stack(read_stack('python_chained_from'))['chain']
+    assert [(c['exception_type'], c['message']) for c in cause] == [
+        ('myapp.errors.PaymentError', 'card tok_4000000000000002 was declined for 1250 EUR'),
+        ('KeyError', "'tok_4000000000000002'"),
+    ]
+    assert [f['function'] for f in cause[1]['frames']] == ['find_card', 'charge']
+    implicit = parse_stack(read_stack('python_chained_implicit'))['chain']
+    assert [c['exception_type'] for c in implicit] == ['ValueError', 'KeyError']
+    single = parse_stack(read_stack('python_zero_division'))
+    assert len(single['chain']) == 1 and single['chain'][0]['frames'] is single['frames']
+    group = parse_stack(read_stack('python_exception_group'))['chain']
+    assert [c['exception_type'] for c in group] == ['ExceptionGroup']
+    js = parse_stack(read_stack('v8_seed'))
+    assert js['chain'] == [
+        {'exception_type': 'TypeError', 'message': js['message'], 'frames': js['frames']}
+    ]
+    gecko = parse_stack(read_stack('gecko_firefox_3'))
+    assert gecko['chain'] == [{'exception_type': None, 'message': None, 'frames': gecko['frames']}]
+
+
+def test_python_chain_with_a_cause_that_was_never_raised():
+    stack = (
+        "ValueError: bad input\n\n"
+        'The above exception was the direct cause of the following exception:\n\n'
+        'Traceback (most recent call last):\n'
+        '  File "/srv/app/jobs.py", line 4, in run\n'
+        "    raise JobError('failed') from ValueError('bad input')\n"
+        'JobError: failed\n'
+    )
+    chain = parse_stack(stack)['chain']
+    assert [(c['exception_type'], c['message'], len(c['frames'])) for c in chain] == [
+        ('JobError', 'failed', 1),
+        ('ValueError', 'bad input', 0),
+    ]
+
+
+def test_python_chain_is_bounded():
+    block = (
+        'Traceback (most recent call last):\n  File "/a/x{i}.py", line 1, in f{i}\n    g()\n'
+        'E{i}: m\n\nDuring handling of the above exception, another exception occurred:\n\n'
+    )
+    stack = ''.join(block.format(i=i) for i in range(5000)) + (
+        'Traceback (most recent call last):\n  File "/a/last.py", line 1, in last\nBoom: x\n'
+    )
+    parsed = parse_stack(stack)
+    assert parsed['exception_type'] == 'Boom'
+    assert len(parsed['chain']) == grouping.MAX_CHAIN
+    assert [c['exception_type'] for c in parsed['chain'][:3]] == ['Boom', 'E4999', 'E4998']
+
+
+FRAMEISH = st.fixed_dictionaries(
+    {},
+    optional={
+        'function': st.one_of(st.none(), st.integers(), st.text(max_size=40)),
+        'abs_path': st.one_of(st.none(), STACKISH, st.text(max_size=300)),
+        'filename': st.one_of(st.none(), st.text(max_size=60)),
+        'in_app': st.one_of(st.none(), st.booleans(), st.text(max_size=3)),
+    },
+)
+JSONISH = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=8), inner)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(
+    frames=st.one_of(st.lists(st.one_of(FRAMEISH, JSONISH), max_size=12), JSONISH),
+    rules=st.one_of(
+        JSONISH,
+        st.fixed_dictionaries(
+            {'in_app': st.lists(st.text(max_size=6)), 'library': st.lists(st.text(max_size=6))}
+        ),
+    ),
+    custom=JSONISH,
+    name=st.one_of(st.text(max_size=80), STACKISH, JSONISH),
+)
+def test_property_version_2_is_total_and_bounded(frames, rules, custom, name):
+    for event_type in ('exception', 'message'):
+        key = grouping.grouping_key(
+            event_type=event_type,
+            exception_type='E',
+            message='m',
+            frames=frames,
+            rules=rules,
+            custom=custom,
+        )
+        assert key['kind'] in ('frames', 'message', 'custom')
+        json.dumps(key)
+        if key['kind'] == 'frames':
+            assert 1 <= len(key['frames']) <= 3
+        if key['kind'] == 'custom':
+            assert 1 <= len(key['values']) <= 50 and all(len(v) <= 200 for v in key['values'])
+        assert HEX64.fullmatch(
+            compute_fingerprint(
+                event_type=event_type,
+                exception_type='E',
+                message='m',
+                frames=frames,
+                rules=rules,
+                custom=custom,
+            )
+        )
+    assert len(get_culprit(frames, rules)) <= 256
+    marked = grouping.mark_in_app(frames, rules)
+    assert all(isinstance(f['in_app'], bool) for f in marked)
+    stable = grouping.stable_file_name(name)
+    assert isinstance(stable, str) and len(stable) <= 512

@@ -1,17 +1,21 @@
-"""Grouping: stack-trace parsing (V8, Gecko/Safari, Python), fingerprint, title and culprit.
+"""Grouping: stack-trace parsing (V8, Gecko/Safari, Python), build-hash stripping, in-app frames,
+fingerprint (and what makes it), title and culprit. The rules are written up in docs/grouping.md.
 
 Pure: no I/O and no imports from the rest of proliferate. Every function is total: any
-text returns a bounded result in linear time, so a hostile payload cannot stall the writer.
+input returns a bounded result in linear time, so a hostile payload cannot stall the writer.
 """
 
 import collections
 import functools
 import hashlib
+import itertools
 import json
 import re
 
 # Bump when the fingerprint of an existing event would change; stored issues keep the old one.
-FINGERPRINT_VERSION = 1
+# Version 2: in-app frames first, build hashes out of file names, custom fingerprints. Version 1
+# stays available, frozen, as compute_fingerprint_v1, so an upgrade can find the issues it made.
+FINGERPRINT_VERSION = 2
 
 # The issue: exception type + the top 3 frames (function + file); line numbers never count.
 TOP_FRAMES = 3
@@ -69,15 +73,40 @@ _CONTROL = re.compile(r'[\x00-\x1f\x7f\ud800-\udfff]')
 # the line parsers are pure, so their results are cached (callers copy what they keep).
 LINE_CACHE = 8192
 
+# Chained Python tracebacks: the raised exception and at most this many causes in all.
+MAX_CHAIN = 16
+# An event's own fingerprint: its first 50 values count, each cut to 200 characters.
+MAX_CUSTOM_VALUES = 50
+MAX_CUSTOM_CHARS = 200
+DEFAULT_VALUE = '{{ default }}'
+_DEFAULT_VALUE = re.compile(r'\{\{\s*default\s*\}\}')
+# A project's own in-app and library path patterns: at most this many of each, this long.
+MAX_RULE_PATTERNS = 50
+MAX_RULE_CHARS = 200
+
 
 def parse_stack(stack, *, max_frames=250):
     """{'engine': 'v8' | 'gecko' | 'python' | None, 'frames': [frame, ...],
-        'exception_type': str | None, 'message': str | None}
+        'exception_type': str | None, 'message': str | None, 'chain': [exception, ...]}
 
     frames are ordered TOP FIRST (frames[0] is nearest to where the error was raised),
-    whatever the engine; at most max_frames of them, the top ones.
+    whatever the engine; at most max_frames of them, the top ones. The top-level keys describe
+    the exception finally raised. chain lists every exception of the text as
+    {'exception_type', 'message', 'frames'}: the raised one first (its frames are the same list
+    as the top-level frames), then, for Python's chained tracebacks ('raise ... from ...',
+    'During handling of the above exception ...'), its causes in order, at most MAX_CHAIN.
+    A JavaScript stack holds one exception; text that is no stack has an empty chain.
+
+    Frames carry no 'in_app' mark: which frames are the application's depends on the
+    project's rules and, for bundles, on source maps resolved later; see mark_in_app.
     """
-    result = {'engine': None, 'frames': [], 'exception_type': None, 'message': None}
+    result = {
+        'engine': None,
+        'frames': [],
+        'exception_type': None,
+        'message': None,
+        'chain': [],
+    }
     if not isinstance(stack, str) or not stack:
         return result
     try:
@@ -87,14 +116,22 @@ def parse_stack(stack, *, max_frames=250):
     lines = stack.splitlines()
     engine = _detect_engine(lines)
     if engine == 'python':
-        frames, exception_type, message = _parse_python(lines, max_frames)
+        chain = _parse_python(lines, max_frames)
     elif engine == 'v8':
         frames, exception_type, message = _parse_v8(lines, max_frames)
+        chain = [_exception(exception_type, message, frames)]
     elif engine == 'gecko':
-        frames, exception_type, message = _parse_gecko(lines, max_frames), None, None
+        chain = [_exception(None, None, _parse_gecko(lines, max_frames))]
     else:
         return result
-    result.update(engine=engine, frames=frames, exception_type=exception_type, message=message)
+    raised = chain[0]
+    result.update(
+        engine=engine,
+        frames=raised['frames'],
+        exception_type=raised['exception_type'],
+        message=raised['message'],
+        chain=chain,
+    )
     return result
 
 
@@ -114,24 +151,90 @@ def normalize_message(message):
     return _SPACE.sub(' ', text).strip()
 
 
-def compute_fingerprint(*, event_type, exception_type, message, frames):
-    """Hex sha256 of the grouping key, salted with FINGERPRINT_VERSION.
+def grouping_key(*, event_type, exception_type, message, frames, rules=None, custom=None):
+    """What the fingerprint is made of, in a form a page can show (JSON-serialisable):
 
-    Message events group on the normalised message; exceptions on the type's last dotted
-    component plus the top 3 frames (function + file name), or the normalised message
-    when no frame has a function or a file.
+    {'kind': 'custom', 'values': [str, ...], 'default': key | None} when the event brings its
+        own fingerprint (see custom_fingerprint); 'default' is our own key when a value is
+        '{{ default }}', else None;
+    {'kind': 'frames', 'type': str, 'frames': [(function, file name), ...]} for exceptions
+        with frames: the type's last dotted component and the top 3 in-app frames (all frames
+        when none is in-app), file names without build hashes, never line numbers;
+    {'kind': 'message', 'type': str | None, 'message': str}: the normalised message, for
+        message events (type None) and exceptions without usable frames (type str).
     """
+    values = custom_fingerprint(custom)
+    if values:
+        default = None
+        if DEFAULT_VALUE in values:
+            default = _default_key(event_type, exception_type, message, frames, rules)
+        return {'kind': 'custom', 'values': values, 'default': default}
+    return _default_key(event_type, exception_type, message, frames, rules)
+
+
+def compute_fingerprint(*, event_type, exception_type, message, frames, rules=None, custom=None):
+    """Hex sha256 of grouping_key(...) (exactly that), salted with FINGERPRINT_VERSION.
+
+    rules: the project's in-app rules (see in_app_rules), None for the built-in ones.
+    custom: the event's own fingerprint, a list of strings (see custom_fingerprint).
+    """
+    key = grouping_key(
+        event_type=event_type,
+        exception_type=exception_type,
+        message=message,
+        frames=frames,
+        rules=rules,
+        custom=custom,
+    )
+    salted = f'proliferate-grouping-v{FINGERPRINT_VERSION}\n' + json.dumps(key, sort_keys=True)
+    return hashlib.sha256(salted.encode('ascii')).hexdigest()
+
+
+def compute_fingerprint_v1(*, event_type, exception_type, message, frames):
+    """The version-1 fingerprint, frozen: what issues stored before version 2 carry, so an
+    upgrade can find an event's old issue. Never change it: it shares normalize_message and
+    the frame helpers with version 2, and golden values in the tests hold them still."""
     if event_type == 'message':
         key = ['message', normalize_message(message)]
     else:
-        top = _frame_keys(frames)
+        top = _frame_keys_v1(frames)
         type_key = _type_key(exception_type)
         if top:
             key = ['exception', type_key, 'frames', top]
         else:
             key = ['exception', type_key, 'message', normalize_message(message)]
-    salted = f'proliferate-grouping-v{FINGERPRINT_VERSION}\n' + json.dumps(key)
+    salted = 'proliferate-grouping-v1\n' + json.dumps(key)
     return hashlib.sha256(salted.encode('ascii')).hexdigest()
+
+
+def custom_fingerprint(custom):
+    """The event's own fingerprint as the list of values that replace our key, [] for none.
+
+    custom is a list (or tuple) of strings, as Sentry SDKs and our API send 'fingerprint'.
+    Only its first MAX_CUSTOM_VALUES elements count; strings longer than MAX_CUSTOM_CHARS are
+    cut; numbers and booleans become their JSON text (3 -> '3', 1.0 -> '1', True -> 'true');
+    empty strings and anything else (None, lists, dicts) are ignored. '{{ default }}' (any
+    spacing inside the braces) comes back as DEFAULT_VALUE and stands for our own key.
+    """
+    if not isinstance(custom, (list, tuple)):
+        return []
+    values = []
+    for value in custom[:MAX_CUSTOM_VALUES]:
+        if isinstance(value, bool):
+            value = 'true' if value else 'false'
+        elif isinstance(value, int):
+            # JSON numbers beyond 64 bits are not a fingerprint (and str() of a huge
+            # int is slow or refused).
+            value = str(value) if -(2**63) <= value < 2**64 else ''
+        elif isinstance(value, float):
+            value = _float_text(value)
+        elif not isinstance(value, str):
+            continue
+        if not value:
+            continue
+        value = value[:MAX_CUSTOM_CHARS]
+        values.append(DEFAULT_VALUE if _DEFAULT_VALUE.fullmatch(value) else value)
+    return values
 
 
 def get_title(event_type, exception_type, message):
@@ -146,15 +249,18 @@ def get_title(event_type, exception_type, message):
     return _trim(title, TITLE_LIMIT)
 
 
-def get_culprit(frames):
-    """The top frame as 'function in file' ('' when no frame has a function or a file)."""
-    for frame in _usable_frames(frames):
-        function = _clean(frame.get('function'))
-        filename = _clean(_frame_filename(frame))
-        if function and filename:
-            return _trim(f'{function} in {filename}', CULPRIT_LIMIT)
-        return _trim(function or filename, CULPRIT_LIMIT)
-    return ''
+def get_culprit(frames, rules=None):
+    """The top in-app frame (the top frame when none is in-app) as 'function in file', with
+    the file name as the frame shows it; '' when no frame has a function or a file."""
+    usable = _usable_frames(frames)
+    chosen = next(_in_app_frames(usable, rules), None) or next(_usable_frames(frames), None)
+    if chosen is None:
+        return ''
+    function = _clean(chosen.get('function'))
+    filename = _clean(_frame_filename(chosen))
+    if function and filename:
+        return _trim(f'{function} in {filename}', CULPRIT_LIMIT)
+    return _trim(function or filename, CULPRIT_LIMIT)
 
 
 # -- engine detection ---------------------------------------------------------------------
@@ -333,7 +439,19 @@ def _parse_gecko_line(text):
 
 
 def _parse_python(lines, max_frames):
-    block = _last_python_block(lines)
+    # The exception finally raised is printed last: the chain lists it first, then its causes.
+    chain = []
+    for block in reversed(_python_blocks(lines)):
+        frames, exception_type, message = _parse_python_block(block, max_frames)
+        if chain and not frames and exception_type is None and message is None:
+            continue  # the blank lines between a chain's text and the next traceback
+        chain.append(_exception(exception_type, message, frames))
+        if len(chain) == MAX_CHAIN:
+            break
+    return chain
+
+
+def _parse_python_block(block, max_frames):
     # Tracebacks list the top frame last: keep a sliding window of the newest ones.
     frames = collections.deque(maxlen=max_frames)
     seen = 0
@@ -375,29 +493,51 @@ def _parse_python(lines, max_frames):
     return list(reversed(frames)), exception_type, message
 
 
-def _last_python_block(lines):
-    # A chained traceback prints the cause first; the exception finally raised is the
-    # last block. An exception group's block is prefixed with '|' under its header.
-    start = 0
-    group_prefix = None
+def _python_blocks(lines):
+    # A chained traceback prints the cause first, each block after a 'Traceback' header or a
+    # chain line; the text before the first of them is not part of any. An exception group's
+    # block is its lines prefixed with '|' under its header (its sub-exceptions are not causes,
+    # they stay out). Only the last blocks are kept: the raised exception and its near causes.
+    starts = collections.deque(maxlen=2 * MAX_CHAIN + 1)
+    first_is_chain = False
     for index, line in enumerate(lines):
         if len(line) > MAX_FRAME_LINE:
             continue
         text = line.strip()
-        if text == _PY_HEADER or text in _PY_CHAIN:
-            start = index + 1
-            group_prefix = None
+        if text in _PY_CHAIN:
+            first_is_chain = first_is_chain or not starts
+            starts.append((index + 1, None))
+        elif text == _PY_HEADER:
+            starts.append((index + 1, None))
         elif text == _PY_GROUP_HEADER:
-            start = index + 1
-            group_prefix = line[: line.find('+')] + '|'
-    if group_prefix is None:
-        return lines[start:]
-    block = []
-    for line in lines[start:]:
-        if not line.startswith(group_prefix):
-            break
-        block.append(line[len(group_prefix) :])
-    return block
+            starts.append((index + 1, line[: line.find('+')] + '|'))
+    if not starts:
+        return [lines]
+    starts = list(starts)
+    if first_is_chain and starts[0][0] == 1 + _first_chain_line(lines):
+        # A cause that was never raised has no traceback: its 'Type: message' line comes
+        # first, before the chain line.
+        starts.insert(0, (0, None))
+    blocks = []
+    ends = [start - 1 for start, _ in starts][1:] + [len(lines)]
+    for (start, group_prefix), end in zip(starts, ends):
+        if group_prefix is None:
+            blocks.append(lines[start:end])
+            continue
+        block = []
+        for line in lines[start:end]:
+            if not line.startswith(group_prefix):
+                break
+            block.append(line[len(group_prefix) :])
+        blocks.append(block)
+    return blocks
+
+
+def _first_chain_line(lines):
+    for index, line in enumerate(lines):
+        if len(line) <= MAX_FRAME_LINE and line.strip() in _PY_CHAIN:
+            return index
+    return -1
 
 
 @functools.lru_cache(maxsize=LINE_CACHE)
@@ -510,7 +650,8 @@ def _frame_filename(frame):
     return _file_name(_text(frame.get('filename'))) or _file_name(_text(frame.get('abs_path')))
 
 
-def _frame_keys(frames):
+def _frame_keys_v1(frames):
+    # Version 1, frozen with compute_fingerprint_v1: the top 3 frames, file names as they are.
     keys = []
     for frame in _usable_frames(frames):
         function = _text(frame.get('function'))
@@ -524,10 +665,220 @@ def _frame_keys(frames):
     return keys
 
 
+def _frame_keys(frames, rules):
+    # The top 3 in-app frames, or the top 3 frames when the stack has no in-app frame (an
+    # error entirely inside a library, or a stack of builtins), as (function, file name).
+    chosen = list(itertools.islice(_in_app_frames(_usable_frames(frames), rules), TOP_FRAMES))
+    if not chosen:
+        chosen = list(itertools.islice(_usable_frames(frames), TOP_FRAMES))
+    keys = []
+    for frame in chosen:
+        function = _text(frame.get('function'))
+        alias = function.find(' [as ')
+        if alias > 0 and function.endswith(']'):
+            function = function[:alias]
+        keys.append((function.strip()[:MAX_FUNCTION], stable_file_name(_frame_filename(frame))))
+    return keys
+
+
+def _default_key(event_type, exception_type, message, frames, rules):
+    if event_type == 'message':
+        return {'kind': 'message', 'type': None, 'message': normalize_message(message)}
+    type_key = _type_key(exception_type)
+    top = _frame_keys(frames, rules)
+    if top:
+        return {'kind': 'frames', 'type': type_key, 'frames': top}
+    return {'kind': 'message', 'type': type_key, 'message': normalize_message(message)}
+
+
+def _exception(exception_type, message, frames):
+    return {'exception_type': exception_type, 'message': message, 'frames': frames}
+
+
+def _float_text(value):
+    if value != value or value in (float('inf'), float('-inf')):
+        return ''
+    if value.is_integer() and abs(value) < 2**53:
+        return str(int(value))  # as JavaScript prints it: 1.0 -> '1'
+    return repr(value)
+
+
 def _type_key(exception_type):
     # The Python SDK 0.1.x sends 'myapp.errors.PaymentError', 0.2.x 'PaymentError'.
     text = _text(exception_type).strip()[:MAX_TYPE]
     return text.rpartition('.')[2]
+
+
+# -- build hashes in file names ------------------------------------------------------------
+
+# webpack '[name].[contenthash].js', '[id].[hash].chunk.js', Parcel 'index.8e3f1a2b.js', Vite 2:
+# a dot-separated segment of 8 to 64 hex characters with a digit (a build stamp of digits too).
+_HEX_SEGMENT = re.compile(r'(?=[0-9a-fA-F]*[0-9])[0-9a-fA-F]{8,64}')
+# Rollup/Vite/Rolldown '[name]-[hash]': 8 characters of base64url (letters of both cases,
+# digits, '_' and '-'); esbuild '[name]-[hash]': 8 of base32 upper case (A-Z, 2-7).
+_BASE64URL_8 = re.compile(r'[A-Za-z0-9_-]{8}')
+_BASE32_8 = re.compile(r'[A-Z2-7]{8}')
+# Words that look like an 8-character mixed-case token: 'Settings', 'useState'.
+_WORDLIKE_8 = re.compile(r'[A-Z][a-z]{7}|[a-z]+[A-Z][a-z]+')
+# webpack '[contenthash].js' and Next.js's nameless chunks: the whole name is a long hash.
+_HASH_NAME = re.compile(r'(?=[0-9a-fA-F]*[0-9])[0-9a-fA-F]{16,64}')
+HASH_PLACEHOLDER = '<hash>'
+
+
+def stable_file_name(name):
+    """The file name without the build hash a bundler put in it, so a redeploy keeps its
+    issues: 'main.3f1c2a9b.js' -> 'main.js', 'index-BxnVBI-l.js' -> 'index.js',
+    'app-5XJ2KQ7M.js' -> 'app.js', '873-3f1c2a9b8d7e6f5a.js' -> '873.js',
+    '842.3f1c2a9b.chunk.js' -> '842.chunk.js'. Real names stay whole ('vendor.js',
+    'jquery-3.7.1.min.js', 'polyfills-es2015.js', 'chunk-vendors.js'); docs/grouping.md has
+    the rules and their trade-offs. Any value returns a string ('' for a non-string)."""
+    if not isinstance(name, str) or not name:
+        return ''
+    return _stable_file_name(name[:MAX_NAME])
+
+
+@functools.lru_cache(maxsize=LINE_CACHE)
+def _stable_file_name(name):
+    stem, dot, extension = name.rpartition('.')
+    if not dot or not stem or not extension.isalnum():
+        return name
+    segments = stem.split('.')
+    if len(segments) == 1 and _HASH_NAME.fullmatch(stem):
+        return f'{HASH_PLACEHOLDER}.{extension}'
+    kept = [_without_dash_hash(segments[0])]
+    for segment in segments[1:]:
+        if not _HEX_SEGMENT.fullmatch(segment):
+            kept.append(_without_dash_hash(segment))
+    if not kept[0]:
+        return name
+    return '.'.join(kept) + '.' + extension
+
+
+def _without_dash_hash(segment):
+    # '[name]-[hash]': the 8 characters after the last-but-eight '-' when they are a short
+    # hash, else a hex hash after the last '-' (Vite 3 and 4, Next.js's 16 hex characters).
+    if len(segment) > 9 and segment[-9] == '-' and _is_short_hash(segment[-8:]):
+        return segment[:-9]
+    head, dash, tail = segment.rpartition('-')
+    if dash and head and _HEX_SEGMENT.fullmatch(tail):
+        return head
+    return segment
+
+
+def _is_short_hash(token):
+    if _BASE32_8.fullmatch(token):
+        # esbuild: upper case only; 8-letter upper-case words are rare in file names, while
+        # a fifth of esbuild's hashes hold no digit.
+        return True
+    if not _BASE64URL_8.fullmatch(token):
+        return False
+    if _HEX_SEGMENT.fullmatch(token):
+        return True
+    # Rollup: a quarter of its hashes hold no digit but nearly all mix cases; a word with
+    # one capital ('Settings', 'useState') is a name.
+    mixed = not token.islower() and not token.isupper()
+    return mixed and not _WORDLIKE_8.fullmatch(token)
+
+
+# -- in-app frames ---------------------------------------------------------------------------
+
+InAppRules = collections.namedtuple('InAppRules', ('in_app', 'library'))
+BUILTIN_RULES = InAppRules((), ())
+
+# Library code by path (matched on the path with '\' as '/'): Python packages and the
+# interpreter's standard library (the version segment is required: an application's own lib/
+# folder is application code), Node's dependencies and internals, vendored scripts, browser
+# extensions and frames without a file (native code, builtins).
+_LIBRARY_PATH = re.compile(
+    r'/(?:site|dist)-packages/'
+    r'|(?:^|/)lib(?:64)?/python[23]\.\d{1,2}t?/'
+    r'|(?:^|/)python[23]\d{0,2}t?/lib/(?!site-packages/)'
+    r'|^<frozen |^node:|^internal/'
+    r'|(?:^|/)node_modules/'
+    r'|(?:^|/)vendors?/'
+    r'|/_next/static/chunks/(?:framework|webpack|main|main-app|polyfills)-'
+    r'|^(?:chrome-extension|moz-extension|safari-web-extension|safari-extension'
+    r'|webkit-masked-url)://',
+    re.IGNORECASE,
+)
+# Vendor chunks by file name: 'vendor.js', 'vendor.3f1c2a9b.js', 'vendors~main.js',
+# 'vendors-node_modules_react_index_js.js' (webpack 5), 'chunk-vendors.5d6e7f8a.js' (Vue CLI).
+_VENDOR_FILE = re.compile(r'(?:vendors?(?:[.~-].*)?|chunk-vendors.*)\.[cm]?js', re.IGNORECASE)
+
+
+def in_app_rules(rules=None):
+    """A project's rules as InAppRules(in_app=(pattern, ...), library=(pattern, ...)).
+
+    rules: None, a dict {'in_app': [pattern, ...], 'library': [...]} as a project stores it,
+    or an InAppRules made here (used as it is). A pattern is a plain substring of the frame's
+    path (abs_path, else the file name; '\\' read as '/'), case-sensitive: '/src/myapp/',
+    'node_modules/@acme/', 'https://cdn.example.com/'. No globs or regexes, so matching stays
+    linear and needs no escaping. Only the first MAX_RULE_PATTERNS non-empty strings of each
+    list count, each cut to MAX_RULE_CHARS; anything else is ignored.
+    """
+    if isinstance(rules, InAppRules):
+        return rules
+    if not isinstance(rules, dict):
+        return BUILTIN_RULES
+    return InAppRules(_patterns(rules.get('in_app')), _patterns(rules.get('library')))
+
+
+def is_in_app(frame, rules=None):
+    """Whether the frame is the application's own code (True) or a library's (False).
+
+    A frame carrying 'in_app' True or False (Sentry SDKs send it) keeps it. Otherwise the
+    project's in-app patterns win over its library patterns, and both over the built-in rules
+    (docs/grouping.md): Python packages and standard library, node_modules, Node internals,
+    vendor directories and chunks, browser extensions and frames without a file are library
+    code; everything else is the application's.
+    """
+    if not isinstance(frame, dict):
+        return False
+    flag = frame.get('in_app')
+    if isinstance(flag, bool):
+        return flag
+    path = _text(frame.get('abs_path')) or _text(frame.get('filename'))
+    path = path[:MAX_PATH].replace('\\', '/')
+    rules = in_app_rules(rules)
+    if any(pattern in path for pattern in rules.in_app):
+        return True
+    if any(pattern in path for pattern in rules.library):
+        return False
+    return not _builtin_library(path)
+
+
+def mark_in_app(frames, rules=None):
+    """Copies of the frames (dicts only; anything else is dropped), each with 'in_app' set by
+    is_in_app. For pages and stored frames; grouping asks is_in_app itself, so frames need not
+    be marked before compute_fingerprint (and a mark made with other rules would win there)."""
+    if not isinstance(frames, (list, tuple)):
+        return []
+    rules = in_app_rules(rules)
+    return [dict(f, in_app=is_in_app(f, rules)) for f in frames if isinstance(f, dict)]
+
+
+@functools.lru_cache(maxsize=LINE_CACHE)
+def _builtin_library(path):
+    if not path or path in _PSEUDO_LOCATIONS or path.startswith('index '):
+        return True  # native code, '<anonymous>', 'Promise.all (index 0)': no file of ours
+    if _LIBRARY_PATH.search(path):
+        return True
+    return bool(_VENDOR_FILE.fullmatch(_base_name(path) or ''))
+
+
+def _patterns(values):
+    if not isinstance(values, (list, tuple)):
+        return ()
+    patterns = []
+    for value in values[:MAX_RULE_PATTERNS]:
+        if isinstance(value, str) and value:
+            patterns.append(value[:MAX_RULE_CHARS].replace('\\', '/'))
+    return tuple(patterns)
+
+
+def _in_app_frames(frames, rules):
+    rules = in_app_rules(rules)
+    return (frame for frame in frames if is_in_app(frame, rules))
 
 
 # -- text helpers ----------------------------------------------------------------------------

@@ -538,6 +538,102 @@ PY_CASES = {
     ),
 }
 
+# Application code failing inside libraries: the requests/urllib3 client (a chained traceback),
+# the standard library's strptime and json. Two call sites each, which must group apart.
+PY_HTTP = """\
+import requests
+
+
+def {function}(sku):
+    # Port 9 (discard) refuses the connection: a real failure inside requests and urllib3.
+    return requests.get(f'http://127.0.0.1:9/{path}/{{sku}}', timeout=2).json()
+
+
+{function}('SKU-1234')
+"""
+PY_STRPTIME = """\
+from datetime import datetime
+
+
+def {function}(row):
+    return datetime.strptime(row['{field}'], '%Y-%m-%d')
+
+
+{function}({{'{field}': '07/12/2026'}})
+"""
+PY_LIBRARY_CASES = {
+    'python_lib_requests_prices': (
+        {'prices.py': PY_HTTP.format(function='fetch_prices', path='prices')},
+        None,
+    ),
+    'python_lib_requests_inventory': (
+        {'inventory.py': PY_HTTP.format(function='sync_inventory', path='stock')},
+        None,
+    ),
+    'python_lib_strptime_orders': (
+        {'orders.py': PY_STRPTIME.format(function='parse_order_date', field='ordered')},
+        None,
+    ),
+    'python_lib_strptime_invoices': (
+        {'invoices.py': PY_STRPTIME.format(function='parse_due_date', field='due')},
+        None,
+    ),
+    'python_lib_json_webhook': (
+        {
+            'webhooks.py': textwrap.dedent("""\
+        import json
+
+
+        def parse_webhook(body):
+            return json.loads(body)
+
+
+        parse_webhook('{"event": "charge.failed",')
+        """)
+        },
+        None,
+    ),
+}
+PY_CASES.update(PY_LIBRARY_CASES)
+
+# A tiny package under node_modules that throws from deep inside, called by two different
+# pieces of application code: the library frames are the same, the application's are not.
+MONEY_PACKAGE = {
+    'node_modules/tiny-money/package.json': '{"name": "tiny-money", "version": "1.0.0"}\n',
+    'node_modules/tiny-money/index.js': textwrap.dedent("""\
+        'use strict';
+        function toCents(amount) {
+          return Math.round(amount.value * 100);
+        }
+        function normalise(amount) {
+          return { cents: toCents(amount), currency: amount.currency };
+        }
+        function format(amount) {
+          const { cents, currency } = normalise(amount);
+          return `${(cents / 100).toFixed(2)} ${currency}`;
+        }
+        module.exports = { format };
+        """),
+}
+
+
+def money_case(module, function):
+    app = textwrap.dedent(f"""\
+        'use strict';
+        const money = require('tiny-money');
+        function {function}(order) {{
+          return money.format(order.total);
+        }}
+        function main() {{
+          {function}({{ id: 7 }});
+        }}
+        """)
+    return {**MONEY_PACKAGE, f'{module}.js': app + REPORT}, f'{module}.js'
+
+
+NODE_CASES['v8_lib_money_cart'] = money_case('cart', 'formatTotal')
+NODE_CASES['v8_lib_money_refunds'] = money_case('refunds', 'formatRefund')
+
 CHROMIUM_APP = """\
 function processData(data) {
   const rows = data.items;
