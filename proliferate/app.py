@@ -92,8 +92,8 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
 
     app.add_route('/healthz', Health(writer, leader))
     app.add_route('/api/openapi.json', openapi.OpenAPI())
-    app.add_route('/api/v1/projects', api.Projects())
-    app.add_route('/api/v1/projects/{project_id:int}', api.ProjectItem())
+    app.add_route('/api/v1/projects', api.Projects(config.base_url))
+    app.add_route('/api/v1/projects/{project_id:int}', api.ProjectItem(config.base_url))
     app.add_route('/api/v1/projects/{project_id:int}/issues', api.ProjectIssues())
     app.add_route('/api/v1/projects/{project_id:int}/events/{event_id}', api.ProjectEvent())
     app.add_route('/api/v1/issues/{issue_id:int}', api.IssueItem(writer))

@@ -40,7 +40,7 @@ def parse_envelope(body):
         item_header = _json_object(line, where)
         if not isinstance(item_header.get('type'), str) or not item_header['type']:
             raise EnvelopeError(f'{where}: "type" is required (a string)')
-        start = end + 1
+        start = min(end + 1, size)
         length = item_header.get('length')
         if length is not None:
             if isinstance(length, bool) or not isinstance(length, int) or length < 0:
@@ -56,13 +56,9 @@ def parse_envelope(body):
                                         'bytes of payload')
                 position += 1
         else:
-            if start > size:
-                payload = b''
-                position = size
-            else:
-                finish = _line_end(body, start)
-                payload = body[start:finish]
-                position = finish + 1
+            finish = _line_end(body, start)
+            payload = body[start:finish]
+            position = finish + 1
         items.append((item_header, payload))
     return header, items
 
