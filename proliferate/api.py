@@ -21,9 +21,19 @@ from proliferate.models import Project
 MAX_LIMIT = 100
 
 
-def project_json(project):
-    return {'id': project.id, 'name': project.name, 'slug': project.slug,
-            'org': project.organization.slug, 'created_at': iso(project.created_at)}
+def project_json(project, base=None):
+    out = {'id': project.id, 'name': project.name, 'slug': project.slug,
+           'org': project.organization.slug, 'created_at': iso(project.created_at)}
+    if base is not None:
+        # The DSN of the project's oldest live key (None without one), for Sentry SDKs.
+        key = orgs.live_key(project.id)
+        out['dsn'] = orgs.dsn(base, key.key, project.id) if key else None
+    return out
+
+
+def public_base(req, base_url):
+    """This server's public URL: the base_url setting, else what the request shows."""
+    return base_url.rstrip('/') if base_url else req.prefix
 
 
 def query_int(req, name, default, low, high):
@@ -59,19 +69,27 @@ class Resource:
 
 
 class Projects(Resource):
+    def __init__(self, base_url=''):
+        self.base_url = base_url
+
     def on_get(self, req, resp):
         token = jsonapi.require_token(req)
         projects = orgs.organization_projects(token.organization_id).order_by(Project.id)
-        jsonapi.send(resp, {'projects': [project_json(p) for p in projects]})
+        base = public_base(req, self.base_url)
+        jsonapi.send(resp, {'projects': [project_json(p, base) for p in projects]})
 
 
 class ProjectItem(Resource):
+    def __init__(self, base_url=''):
+        self.base_url = base_url
+
     def on_get(self, req, resp, project_id):
         token = jsonapi.require_token(req)
         project = self.project(token, project_id)
         dropped = {row.reason: row.count for row in
                    DroppedCount.select().where(DroppedCount.project == project.id)}
-        jsonapi.send(resp, {**project_json(project), 'dropped': dropped,
+        jsonapi.send(resp, {**project_json(project, public_base(req, self.base_url)),
+                            'dropped': dropped,
                     'rate_limit_per_minute': project.rate_limit_per_minute})
 
 

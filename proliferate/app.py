@@ -15,8 +15,10 @@ from proliferate import jsonapi
 from proliferate import openapi
 from proliferate import paths
 from proliferate.ingest import resources
+from proliferate.ingest import sentry_api
 from proliferate.ingest.admission import DropCounter
 from proliferate.ingest.admission import KeyCache
+from proliferate.ingest.admission import KeyUsage
 from proliferate.ingest.admission import RateLimiter
 from proliferate.sourcemaps import upload_api
 from proliferate.times import utcnow
@@ -63,8 +65,9 @@ class DatabaseInt(falcon.routing.IntConverter):
 
 
 def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=None,
-               leader=None):
+               leader=None, usage=None):
     drops = drops if drops is not None else DropCounter()
+    usage = usage or KeyUsage()
     keys = keys or KeyCache(config.key_cache_seconds)
     limiter = limiter or RateLimiter(config.rate_limit_per_minute)
     app = falcon.App(middleware=[ReadConnection(), guard.CrossSiteGuard(config.base_url),
@@ -73,17 +76,24 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
     app.router_options.converters['int'] = DatabaseInt
     app.add_error_handler(Exception, handle_unexpected)
 
-    errors = resources.Errors(writer, config, keys, limiter, drops, clock)
-    batch = resources.ErrorBatch(writer, config, keys, limiter, drops, clock)
+    services = (writer, config, keys, limiter, drops, clock, usage)
+    errors = resources.Errors(*services)
+    batch = resources.ErrorBatch(*services)
     # /v1/errors: the Python SDK 0.1.1+ posts to {endpoint}/v1/errors.
     for prefix in ('/api/v1', '/v1'):
         app.add_route(f'{prefix}/errors', errors)
         app.add_route(f'{prefix}/errors/batch', batch)
+    # Sentry SDKs, by DSN (trailing slashes are stripped before routing).
+    envelope = sentry_api.Envelope(*services)
+    store = sentry_api.Store(*services)
+    for prefix in sentry_api.route_prefixes(config.base_url):
+        app.add_route(f'{prefix}/api/{{project_id}}/envelope', envelope)
+        app.add_route(f'{prefix}/api/{{project_id}}/store', store)
 
     app.add_route('/healthz', Health(writer, leader))
     app.add_route('/api/openapi.json', openapi.OpenAPI())
-    app.add_route('/api/v1/projects', api.Projects())
-    app.add_route('/api/v1/projects/{project_id:int}', api.ProjectItem())
+    app.add_route('/api/v1/projects', api.Projects(config.base_url))
+    app.add_route('/api/v1/projects/{project_id:int}', api.ProjectItem(config.base_url))
     app.add_route('/api/v1/projects/{project_id:int}/issues', api.ProjectIssues())
     app.add_route('/api/v1/projects/{project_id:int}/events/{event_id}', api.ProjectEvent())
     app.add_route('/api/v1/issues/{issue_id:int}', api.IssueItem(writer))

@@ -68,6 +68,9 @@ def build_parser():
     add_settings(p)
     p = project.add_parser('list', help='list projects')
     add_settings(p)
+    p = project.add_parser('dsn', help='print the project\'s DSN for Sentry SDKs (last line)')
+    p.add_argument('project', help='project id or slug')
+    add_settings(p)
     p = project.add_parser('set', help='change a project\'s scrubbing, retention and rate limit')
     p.add_argument('project', help='project id or slug')
     p.add_argument('--scrub', choices=('on', 'off'), help='scrub secrets before storing (default on)')
@@ -166,8 +169,35 @@ def cmd_project_create(args):
     org = find_org(args.org, create=True)
     project = orgs.create_project(org, args.name)
     key = project.keys.get()
+    dsn = project_dsn(args, project, key)
+    if dsn:
+        print(f'DSN for Sentry SDKs: {dsn}')
     print(f'Created project {project.name!r} (id {project.id}, org {org.slug}). Ingest key:')
     print(key.key)
+
+
+def project_dsn(args, project, key):
+    """The DSN of a key, or None (with why on stderr) when PROLIFERATE_BASE_URL is not set: a
+    DSN names this server's public address, which only that setting tells the command line."""
+    base = settings_from(args).base_url
+    if not base:
+        print('proliferate: set PROLIFERATE_BASE_URL (this server\'s public URL, e.g. '
+              'https://errors.example.com) to print a DSN', file=sys.stderr)
+        return None
+    return orgs.dsn(base, key.key, project.id)
+
+
+def cmd_project_dsn(args):
+    project = find_project(args.project)
+    key = orgs.live_key(project.id)
+    if key is None:
+        raise CommandError(f'project {project.slug!r} has no live ingest key: '
+                           f'proliferate key create {project.slug}')
+    dsn = project_dsn(args, project, key)
+    if dsn is None:
+        raise CommandError('no DSN without a base URL')
+    print(f'DSN of project {project.name!r} (ingest key {key.key}):')
+    print(dsn)
 
 
 def cmd_project_list(args):
@@ -330,6 +360,7 @@ def cmd_notify_test(args, config):
 COMMANDS = {
     ('project', 'create'): cmd_project_create,
     ('project', 'list'): cmd_project_list,
+    ('project', 'dsn'): cmd_project_dsn,
     ('project', 'set'): cmd_project_set,
     ('key', 'create'): cmd_key_create,
     ('key', 'revoke'): cmd_key_revoke,

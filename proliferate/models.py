@@ -67,6 +67,8 @@ class ProjectKey(BaseModel):
     label = peewee.CharField(default='')
     created_at = peewee.DateTimeField(default=utcnow)
     revoked_at = peewee.DateTimeField(null=True)
+    # Written through the writer at most once a minute per key (admission.KeyUsage).
+    last_used_at = peewee.DateTimeField(null=True)
 
 
 class ApiToken(BaseModel):

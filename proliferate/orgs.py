@@ -6,6 +6,7 @@ own process."""
 import datetime
 import re
 import secrets
+import urllib.parse
 
 from proliferate import auth
 from proliferate.models import ApiToken
@@ -212,6 +213,22 @@ def delete_issue_slice(project_id):
 
 def create_key(project_id, label):
     return auth.create_ingest_key(project_id, label=label[:100]).key
+
+
+def dsn(base_url, key, project_id):
+    """A Sentry SDK's DSN for an ingest key: <scheme>://<key without pk_>@<host>[:port][/prefix]/
+    <project id>, scheme, host, port and prefix from this server's public base URL."""
+    parts = urllib.parse.urlsplit(base_url.strip())
+    host = parts.netloc.rpartition('@')[2]
+    public = key[3:] if key.startswith('pk_') else key
+    return f'{parts.scheme or "http"}://{public}@{host}{parts.path.rstrip("/")}/{project_id}'
+
+
+def live_key(project_id):
+    """The project's oldest live ingest key (the one its DSN shows), or None."""
+    return (ProjectKey.select().where(ProjectKey.project == project_id,
+                                      ProjectKey.revoked_at.is_null())
+            .order_by(ProjectKey.id).first())
 
 
 def revoke_key(project_id, key_id, now):

@@ -11,6 +11,7 @@ from proliferate.db import database
 from proliferate.ingest import scrub
 from proliferate.models import Project
 from proliferate.models import ProjectKey
+from proliferate.times import utcnow
 
 INVALID_KEY = 'Invalid API key'
 MISSING_KEY = 'Missing API key: send api_key in the body or an X-API-Key header'
@@ -73,6 +74,61 @@ class KeyCache:
         if row is None:
             return None
         return row[0], row[1], scrub.scrubber_for(row[2], row[3])
+
+
+class KeyUsage:
+    """When each ingest key was last used. Request threads note a use in memory; a key's time is
+    written at most once every `every` seconds, by one background hand-off to the writer, so no
+    event pays for a write."""
+
+    def __init__(self, every=60.0, clock=time.monotonic, wall=utcnow):
+        self.every = every
+        self.clock = clock
+        self.wall = wall
+        self._written = {}  # key -> monotonic time of its last write (or planned write)
+        self._pending = {}  # key -> wall time of its latest use, not yet written
+        self._flushing = False
+        self._lock = threading.Lock()
+
+    def note(self, key):
+        """Record a use of key; True when a write is due and no flush is already under way
+        (the caller then starts one)."""
+        if not isinstance(key, str) or not key:
+            return False
+        now = self.clock()
+        with self._lock:
+            last = self._written.get(key)
+            if last is not None and now - last < self.every:
+                return False
+            if len(self._written) > 10000:
+                self._written.clear()
+            self._written[key] = now
+            self._pending[key] = self.wall()
+            if self._flushing:
+                return False
+            self._flushing = True
+            return True
+
+    def take(self):
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            return pending
+
+    def done(self):
+        """-> whether the flush must go on (uses were noted meanwhile); otherwise it ends."""
+        with self._lock:
+            if self._pending:
+                return False
+            self._flushing = False
+            return True
+
+    def write(self, pending):
+        """UPDATE the keys' last_used_at (inside the caller's transaction)."""
+        for key, when in sorted(pending.items()):
+            (ProjectKey.update(last_used_at=when)
+             .where(ProjectKey.key == key,
+                    ProjectKey.last_used_at.is_null() | (ProjectKey.last_used_at < when))
+             .execute())
 
 
 def authenticate(keys, api_key):

@@ -24,15 +24,22 @@ def prepare_event(event, project_id, timestamp, received_at, scrubber=scrub.DEFA
     """The normalised event -> what the writer stores (grouping done here, off the writer)."""
     # Scrubbed first, so that no secret reaches the stored payload, the title or the tags.
     event = scrub.scrub_event(event, scrubber)
+    if scrubber is not None:
+        scrub_sentry_fields(event, scrubber)
     exception = event['exception'] or {}
-    parsed = grouping.parse_stack(exception.get('stack'))
+    frames = event.get('frames')
+    if isinstance(frames, list):
+        # Structured frames (a Sentry SDK's, top first): no stack text to parse.
+        parsed = {'frames': frames, 'exception_type': None, 'message': None}
+    else:
+        parsed = grouping.parse_stack(exception.get('stack'))
+        frames = parsed['frames']
     if event['type'] == 'exception':
         exc_type = exception.get('type') or parsed['exception_type'] or 'Error'
         message = exception.get('message') or parsed['message']
     else:
         exc_type = None
         message = event['message']
-    frames = parsed['frames']
     user = event['user'] or {}
     account = event['account'] or {}
     user_key = user.get('id') or user.get('email')
@@ -40,12 +47,15 @@ def prepare_event(event, project_id, timestamp, received_at, scrubber=scrub.DEFA
     for key in ('environment', 'release'):
         if event[key]:
             tags.append((key, event[key]))
-    if event['user_agent']:
-        browser, system = parse_user_agent(event['user_agent'])
-        if browser:
-            tags.append(('browser', browser))
-        if system:
-            tags.append(('os', system))
+    browser, system = parse_user_agent(event['user_agent'])
+    if not (browser and system) and event.get('contexts'):
+        # A Sentry SDK's contexts name the browser and the system when no User-Agent came.
+        browser = browser or context_name(event['contexts'].get('browser'))
+        system = system or context_name(event['contexts'].get('os'))
+    if browser:
+        tags.append(('browser', browser))
+    if system:
+        tags.append(('os', system))
     if event['url']:
         tags.append(('url', event['url'].split('?', 1)[0].split('#', 1)[0][:200]))
     tags.extend(custom_tags(event))
@@ -66,8 +76,44 @@ def prepare_event(event, project_id, timestamp, received_at, scrubber=scrub.DEFA
         'tags': tags,
         'event': event,
     }
+    if event.get('fingerprint'):
+        # A Sentry SDK's custom fingerprint ('{{ default }}' stands for ours), for grouping.
+        item['custom_fingerprint'] = event['fingerprint']
     regroup(item)
     return item
+
+
+def context_name(context):
+    """contexts.browser / contexts.os {name, version} -> 'Chrome 120' (the major version)."""
+    if not isinstance(context, dict) or not isinstance(context.get('name'), str):
+        return None
+    name = context['name'].strip()[:60]
+    version = context.get('version')
+    major = version.split('.', 1)[0][:20] if isinstance(version, str) else ''
+    return f'{name} {major}'.strip() or None
+
+
+def scrub_sentry_fields(event, scrubber):
+    """What a Sentry SDK adds beyond the documented event: frame variables, causes' frames,
+    the request and the contexts, scrubbed like extra."""
+    for frame in event.get('frames') or ():
+        if frame.get('vars'):
+            scrubber.scrub_value(frame['vars'])
+    for cause in event.get('causes') or ():
+        for frame in cause.get('frames') or ():
+            if frame.get('vars'):
+                scrubber.scrub_value(frame['vars'])
+    request = event.get('request')
+    if request:
+        if request.get('url'):
+            request['url'] = scrubber.scrub_string(request['url'])
+        if request.get('query_string'):
+            request['query_string'] = scrubber.scrub_string(request['query_string'])
+        for field in ('headers', 'data'):
+            if request.get(field):
+                request[field] = scrubber.scrub_value(request[field])
+    if event.get('contexts'):
+        scrubber.scrub_value(event['contexts'])
 
 
 def custom_tags(event):

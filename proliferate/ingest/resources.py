@@ -7,10 +7,16 @@ and how much lives in admission; what an event becomes, in prepare.
 """
 
 import logging
+import threading
 import zlib
 
 import falcon
 import orjson
+
+try:
+    import brotli
+except ImportError:  # a declared dependency; without it only br bodies are refused
+    brotli = None
 
 from proliferate import jsonapi
 from proliferate.ingest.admission import authenticate
@@ -51,39 +57,97 @@ class BodyTooLarge(falcon.HTTPContentTooLarge):
         self.head = head
 
 
-def read_body(req, limit):
-    """The request body, gunzipped, at most limit bytes; 413 beyond it."""
+# The documented API's encodings, and what Sentry SDKs may send besides (brotli).
+ENCODINGS = ('gzip', 'deflate')
+SENTRY_ENCODINGS = ('gzip', 'x-gzip', 'deflate', 'br')
+# Brotli input is fed in steps this small where the installed brotli cannot bound its output.
+BROTLI_STEP = 256
+
+
+class BadEncoding(falcon.HTTPBadRequest):
+    """A Content-Encoding that is not supported (by a route answering 400 for it)."""
+
+
+def read_body(req, limit, encodings=ENCODINGS, unsupported=falcon.HTTPUnsupportedMediaType):
+    """The request body, decompressed, at most limit bytes (compressed and decompressed); 413
+    beyond it. A chunked body (no Content-Length) is read the same way, bounded."""
     encoding = (req.get_header('Content-Encoding') or '').strip().lower()
-    if encoding not in ('', 'identity', 'gzip', 'deflate'):
-        raise falcon.HTTPUnsupportedMediaType(description=f'Content-Encoding {encoding!r} is not supported (gzip, deflate)')
-    wbits = 16 + zlib.MAX_WBITS if encoding == 'gzip' else zlib.MAX_WBITS
+    if encoding not in ('', 'identity') + encodings:
+        raise unsupported(description=f'Content-Encoding {encoding!r} is not supported '
+                                      f'({", ".join(encodings)})')
     length = req.content_length
     if length is not None and length > limit:
         raise BodyTooLarge(f'body is {length} bytes; at most {limit} are accepted',
-                           _head(req.bounded_stream.read(HEAD_BYTES), encoding, wbits))
+                           _head(req.bounded_stream.read(HEAD_BYTES), encoding))
     body = req.bounded_stream.read(limit + 1)
     if len(body) > limit:
-        raise BodyTooLarge(f'body is over {limit} bytes', _head(body[:HEAD_BYTES], encoding, wbits))
+        raise BodyTooLarge(f'body is over {limit} bytes', _head(body[:HEAD_BYTES], encoding))
     if encoding in ('', 'identity'):
         return body
     try:
-        inflater = zlib.decompressobj(wbits)
-        # max_length bounds the output: a small gzip bomb cannot grow past the limit.
-        data = inflater.decompress(body, limit + 1)
-    except zlib.error as error:
+        data, complete = decompress(body, encoding, limit + 1)
+    except ValueError as error:
         raise falcon.HTTPBadRequest(description=f'body is not valid {encoding}: {error}')
-    if len(data) > limit or inflater.unconsumed_tail:
+    if len(data) > limit or not complete:
         raise BodyTooLarge(f'decompressed body is over {limit} bytes', data[:HEAD_BYTES])
     return data
 
 
-def _head(raw, encoding, wbits):
+def decompress(body, encoding, most):
+    """-> (at most `most` bytes of the decoded body, whether that is all of it); ValueError for
+    a corrupt stream. The output is bounded while decoding, so a small bomb cannot grow."""
+    if encoding == 'br':
+        return _unbrotli(body, most)
+    if encoding in ('gzip', 'x-gzip'):
+        wbits = 16 + zlib.MAX_WBITS
+    elif len(body) >= 2 and body[0] & 0x0F == 8 and (body[0] * 256 + body[1]) % 31 == 0:
+        wbits = zlib.MAX_WBITS  # deflate as HTTP names it: a zlib stream
+    else:
+        wbits = -zlib.MAX_WBITS  # the raw deflate some clients send instead
+    try:
+        inflater = zlib.decompressobj(wbits)
+        data = inflater.decompress(body, most)
+    except zlib.error as error:
+        raise ValueError(str(error)) from None
+    return data, not inflater.unconsumed_tail
+
+
+def _unbrotli(body, most):
+    if brotli is None:
+        raise ValueError('brotli is not installed on this server (pip install brotli)')
+    decoder = brotli.Decompressor()
+    try:
+        try:
+            data = decoder.process(body, output_buffer_limit=most)
+            if len(data) >= most:
+                return data[:most], False
+            while not decoder.is_finished() and len(data) < most:
+                more = decoder.process(b'', output_buffer_limit=most - len(data))
+                if not more:
+                    break
+                data += more
+        except TypeError:  # brotli before 1.2: no output bound, so small input steps
+            data = b''
+            for start in range(0, len(body), BROTLI_STEP):
+                data += decoder.process(body[start:start + BROTLI_STEP])
+                if len(data) >= most:
+                    return data[:most], False
+    except brotli.error as error:
+        raise ValueError(str(error) or 'corrupt stream') from None
+    if len(data) >= most:
+        return data[:most], False
+    if not decoder.is_finished():
+        raise ValueError('the stream is truncated')
+    return data, True
+
+
+def _head(raw, encoding):
     """The first HEAD_BYTES of a body, decompressed when it is compressed (bounded either way)."""
     if encoding in ('', 'identity'):
         return raw
     try:
-        return zlib.decompressobj(wbits).decompress(raw, HEAD_BYTES)
-    except zlib.error:
+        return decompress(raw, encoding, HEAD_BYTES)[0]
+    except ValueError:
         return b''
 
 
@@ -104,13 +168,32 @@ def parse_json(req, limit):
 class Ingest:
     """What both ingest resources share: collaborators, auth, limits and the writer hand-off."""
 
-    def __init__(self, writer, config, keys, limiter, drops, clock):
+    def __init__(self, writer, config, keys, limiter, drops, clock, usage=None):
         self.writer = writer
         self.config = config
         self.keys = keys
         self.limiter = limiter
         self.drops = drops
         self.clock = clock
+        self.usage = usage
+
+    def touch(self, api_key):
+        """Note a key's use. Its last_used_at reaches the database through the writer at most
+        once a minute, from a short-lived thread: no request waits for it."""
+        if self.usage is not None and self.usage.note(api_key):
+            threading.Thread(target=self._write_usage, name='proliferate-key-usage',
+                             daemon=True).start()
+
+    def _write_usage(self):
+        while True:
+            pending = self.usage.take()
+            if pending:
+                try:
+                    self.writer.call(lambda: self.usage.write(pending))
+                except Exception as error:  # best effort: the next use writes it again
+                    log.warning('ingest: last use of keys not recorded (%s)', error)
+            if self.usage.done():
+                return
 
     def on_options(self, req, resp):
         resp.status = falcon.HTTP_204
@@ -195,6 +278,7 @@ class Errors(Ingest):
             return
         item = prepare_event(event, project_id, timestamp, received_at, scrubber)
         self.commit([item])
+        self.touch(api_key)
         jsonapi.send(resp, {'event_id': event['event_id']}, falcon.HTTP_202, headers)
 
 
@@ -215,6 +299,7 @@ class ErrorBatch(Ingest):
         results = []
         accepted = []  # (result index, item)
         per_project = {}
+        used = set()
         for index, raw in enumerate(payload):
             event_id = raw.get('event_id') if isinstance(raw, dict) else None
             result = {'event_id': event_id if isinstance(event_id, str) else None, 'status': 'ok'}
@@ -231,6 +316,7 @@ class ErrorBatch(Ingest):
                 result.update(status='rejected', reason=problem)
                 continue
             project_id = found[0]
+            used.add(api_key)
             if is_sdk_init(event):
                 self.drops.add(project_id, 'sdk_init')
                 continue
@@ -256,6 +342,8 @@ class ErrorBatch(Ingest):
             statuses = self.commit([item for _index, item in accepted])
             for (index, _item), status in zip(accepted, statuses):
                 results[index]['status'] = status
+        for api_key in used:
+            self.touch(api_key)
         if any(r['status'] == 'rate_limited' for r in results):
             headers = {**headers, 'Retry-After': headers.get('X-RateLimit-Reset', '1')}
         jsonapi.send(resp, {'processed': len(results), 'results': results}, falcon.HTTP_202,

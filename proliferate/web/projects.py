@@ -35,7 +35,7 @@ SEED_STACK = ("TypeError: Cannot read property '\\''foo'\\'' of undefined\\n"
               "    at processData (app.js:42:15)\\n    at handleClick (app.js:120:5)")
 
 
-def snippets(base, key):
+def snippets(base, key, project_id=None):
     """The install snippets of an ingest key: curl (the published single-event example), the
     Python SDK (0.2.x and 0.1.x) and the browser SDK. Pure."""
     # The documented example, with the shell making a fresh event_id and timestamp each paste
@@ -109,7 +109,38 @@ proliferate.init(
   Proliferate.init({{ apiKey: '{key}', environment: 'production' }});
 </script>
 '''
-    return {'curl': curl, 'python': python, 'python_01': python_01, 'browser': browser}
+    out = {'curl': curl, 'python': python, 'python_01': python_01, 'browser': browser}
+    if project_id is not None:
+        out.update(sentry_snippets(orgs.dsn(base, key, project_id)))
+    return out
+
+
+def sentry_snippets(dsn):
+    """The DSN and the Sentry SDKs' set-up with it (Python, browser, Node). Pure."""
+    python = f'''pip install sentry-sdk
+
+import sentry_sdk
+
+sentry_sdk.init(dsn='{dsn}', environment='production', release='my-app@1.0.0')
+sentry_sdk.set_user({{'id': 'user_abc123', 'email': 'jane@example.com'}})
+sentry_sdk.set_context('account', {{'id': 'acct_xyz789', 'name': 'Acme Corp'}})
+'''
+    browser = f'''npm install @sentry/browser
+
+import * as Sentry from '@sentry/browser';
+
+Sentry.init({{ dsn: '{dsn}', environment: 'production', release: 'my-app@1.0.0' }});
+Sentry.setUser({{ id: 'user_abc123', email: 'jane@example.com' }});
+Sentry.setContext('account', {{ id: 'acct_xyz789', name: 'Acme Corp' }});
+'''
+    node = f'''npm install @sentry/node
+
+const Sentry = require('@sentry/node');
+
+Sentry.init({{ dsn: '{dsn}', environment: 'production', release: 'my-app@1.0.0' }});
+'''
+    return {'dsn': dsn, 'sentry_python': python, 'sentry_browser': browser,
+            'sentry_node': node}
 
 
 # -- writes (each runs on the writer) --------------------------------------------------------
@@ -183,7 +214,8 @@ class ProjectItem(Page):
         self.render(
             req, resp, 'project_settings.html', status=status, org=project.organization,
             project=project, keys=keys, chosen=chosen, error=error,
-            snippets=snippets(base_url(req, self.config), chosen.key) if chosen else None,
+            snippets=(snippets(base_url(req, self.config), chosen.key, project.id) if chosen
+                      else None),
             dropped=dropped, drop_reasons=DROP_REASONS, can_manage=membership.role in MANAGERS,
             welcome=req.get_param('welcome') == '1',
             default_rate_limit=self.config.rate_limit_per_minute)
