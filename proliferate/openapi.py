@@ -141,7 +141,7 @@ def _sentry(summary, media):
                           '400': ERROR, '401': ERROR, '403': ERROR, '404': ERROR, '413': ERROR,
                           '429': ERROR, '503': ERROR}},
         'options': {'summary': 'CORS preflight', 'security': [],
-                    'responses': {'204': {'description': 'Allowed'}}},
+                    'responses': {'204': {'description': 'Allowed'}, '404': ERROR}},
     }
 
 
