@@ -71,6 +71,8 @@ PROJECT = {
     'properties': {'id': {'type': 'integer'}, 'name': {'type': 'string'},
                    'slug': {'type': 'string'}, 'org': {'type': 'string'},
                    'created_at': DATETIME,
+                   # The DSN of the project's oldest live key, for Sentry SDKs.
+                   'dsn': NULLABLE_STRING,
                    'dropped': {'type': 'object', 'additionalProperties': {'type': 'integer'}},
                    'rate_limit_per_minute': {'type': 'integer', 'nullable': True}},
 }
@@ -124,6 +126,25 @@ ISSUE_PARAMS = [
 PAGE = [_param('cursor'), _param('limit', schema={'type': 'integer', 'minimum': 1, 'maximum': 100})]
 
 
+def _sentry(summary, media):
+    """A Sentry SDK's route: the key in sentry_key, X-Sentry-Auth or the envelope's dsn."""
+    return {
+        'parameters': [_param('project_id', 'path', ID), _param('sentry_key'),
+                       _param('X-Sentry-Auth', 'header')],
+        'post': {
+            'summary': summary, 'security': [],
+            'requestBody': {'required': True, 'content': {
+                media: {'schema': {'type': 'string', 'format': 'binary'}},
+                'text/plain': {'schema': {'type': 'string'}}}},
+            'responses': {'200': _json({'type': 'object', 'properties': {'id': NULLABLE_STRING}},
+                                       'Accepted (committed when it holds an event)'),
+                          '400': ERROR, '401': ERROR, '403': ERROR, '404': ERROR, '413': ERROR,
+                          '429': ERROR, '503': ERROR}},
+        'options': {'summary': 'CORS preflight', 'security': [],
+                    'responses': {'204': {'description': 'Allowed'}, '404': ERROR}},
+    }
+
+
 def build_document():
     paths = {
         '/api/v1/errors': _ingest('Ingest one event', _ref('Event'), {
@@ -132,6 +153,11 @@ def build_document():
         # in `results` (202), not with the whole batch: the schema of an item is open.
         '/api/v1/errors/batch': _ingest('Ingest up to 100 events', {
             'type': 'array', 'maxItems': 100, 'items': {'anyOf': [_ref('Event'), {}]}}, BATCH_OK),
+        # Sentry SDKs by DSN (a trailing slash is accepted too).
+        '/api/{project_id}/envelope': _sentry('A Sentry envelope (its event is stored; sessions, '
+                                              'transactions and the rest are counted)',
+                                              'application/x-sentry-envelope'),
+        '/api/{project_id}/store': _sentry('One Sentry event (older SDKs)', 'application/json'),
         '/healthz': {'get': {'summary': 'Health', 'security': [],
                              'responses': {'200': _json({'type': 'object'})}}},
         '/api/v1/projects': _get('Projects of the token\'s organization', {

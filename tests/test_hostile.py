@@ -251,3 +251,74 @@ def test_keep_alive_connection_survives_a_refusal(server):
             assert response.status in (202, 400)
     finally:
         connection.close()
+
+
+def sentry_corpus(project):
+    """(name, path, body, headers) for the Sentry routes: every answer must be a 2xx or a 4xx."""
+    key = project.key[3:]
+    envelope_path = f'/api/{project.id}/envelope/?sentry_key={key}'
+    store_path = f'/api/{project.id}/store/?sentry_key={key}'
+
+    def envelope(payload, item_header=b'{"type":"event"}'):
+        return b'{"event_id":"' + uuid.uuid4().hex.encode() + b'"}\n' + item_header + b'\n' + payload
+
+    weird_events = [
+        {'exception': 'nope'}, {'exception': {'values': 'x'}}, {'exception': [1, None, 'x']},
+        {'exception': {'values': [{'stacktrace': {'frames': 'x'}}]}},
+        {'exception': {'values': [{'type': 1, 'value': {}, 'stacktrace': {'frames': [
+            1, None, {'lineno': 'x', 'colno': 10 ** 40, 'vars': [1], 'pre_context': 'x'}]}}]}},
+        {'tags': 'x'}, {'tags': [[1, 2], ['a'], None]}, {'user': 'x'}, {'user': {'id': {}}},
+        {'breadcrumbs': {'values': [1, {'timestamp': {}}]}}, {'contexts': {'account': 'x'}},
+        {'timestamp': 'yesterday'}, {'timestamp': 1e300}, {'level': 5}, {'logentry': {'message':
+            '%s %s', 'params': [1]}}, {'request': {'headers': [['a'], 1]}},
+        {'fingerprint': 'x'}, {'message': {'formatted': 7}}, {'event_id': 12},
+        {'sdk': 'x', 'release': {}, 'environment': []},
+    ]
+    payloads = [
+        ('empty envelope', envelope_path, b'', {}),
+        ('header not JSON', envelope_path, b'{oops\n', {}),
+        ('header an array', envelope_path, b'[]\n', {}),
+        ('item without type', envelope_path, b'{}\n{"length":2}\n{}', {}),
+        ('length past the end', envelope_path, b'{}\n{"type":"event","length":999999}\n{}', {}),
+        ('length a string', envelope_path, b'{}\n{"type":"event","length":"2"}\n{}', {}),
+        ('event not JSON', envelope_path, envelope(b'not json'), {}),
+        ('event an array', envelope_path, envelope(b'[1,2]'), {}),
+        ('event deeply nested', envelope_path, envelope(b'{"extra":' + nested(5000) + b'}'), {}),
+        ('ten thousand items', envelope_path, b'{}\n' + b'{"type":"session"}\n{}\n' * 10000, {}),
+        ('gzip bomb', envelope_path, gzip_bomb(50 * 1024 * 1024), {'Content-Encoding': 'gzip'}),
+        ('deflate bomb', envelope_path, zlib.compress(b'{}\n' + b' ' * (50 * 1024 * 1024), 9),
+         {'Content-Encoding': 'deflate'}),
+        ('corrupt br', envelope_path, b'\x00garbage', {'Content-Encoding': 'br'}),
+        ('unknown encoding', envelope_path, b'{}', {'Content-Encoding': 'zstd'}),
+        ('no key', f'/api/{project.id}/envelope/', envelope(b'{}'), {}),
+        ('wrong key', f'/api/{project.id}/envelope/?sentry_key={"0" * 32}', envelope(b'{}'), {}),
+        ('key with dashes', f'/api/{project.id}/envelope/?sentry_key={key[:8]}-{key[8:]}',
+         envelope(b'{}'), {}),
+        ('garbage X-Sentry-Auth', f'/api/{project.id}/envelope/', envelope(b'{}'),
+         {'X-Sentry-Auth': 'Sentry ' + ',' * 5000}),
+        ('dsn header not a URL', f'/api/{project.id}/envelope/',
+         b'{"dsn":"http://[::1@x/1"}\n{"type":"event"}\n{}', {}),
+        ('project id not a number', f'/api/abc/envelope/?sentry_key={key}', envelope(b'{}'), {}),
+        ('project id huge', f'/api/{"9" * 30}/envelope/?sentry_key={key}', envelope(b'{}'), {}),
+        ('store not JSON', store_path, b'hello', {}),
+        ('store empty', store_path, b'', {}),
+    ]
+    for index, fields in enumerate(weird_events):
+        payloads.append((f'weird event {index}', envelope_path, envelope(dumps(fields)), {}))
+        payloads.append((f'weird stored event {index}', store_path, dumps(fields), {}))
+    return payloads
+
+
+def test_hostile_sentry_payloads_get_only_2xx_or_4xx(server):
+    client, _base_url, project = server
+    unexpected = []
+    for name, path, body, headers in sentry_corpus(project):
+        status, _headers, answer = client.request(
+            'POST', path, raw=body,
+            headers={'Content-Type': 'application/x-sentry-envelope', **headers})
+        if not (200 <= status < 300 or 400 <= status < 500):
+            unexpected.append((name, status, str(answer)[:200]))
+        elif status >= 400 and not (isinstance(answer, dict) and 'detail' in answer):
+            unexpected.append((name, status, f'no detail: {str(answer)[:200]}'))
+        assert healthy(client), f'/healthz failed after {name!r}'
+    assert unexpected == []

@@ -19,6 +19,8 @@ PURE = frozenset((
     'proliferate.ingest.useragent',
     'proliferate.ingest.prepare',
     'proliferate.ingest.payload',
+    'proliferate.ingest.envelope',
+    'proliferate.ingest.sentry',
     'proliferate.notifications.rules',
     'proliferate.web.charts',
     'proliferate.web.urls',
@@ -50,6 +52,7 @@ HTTP_MODULES = frozenset((
     'proliferate.openapi',
     'proliferate.jsonapi',
     'proliferate.ingest.resources',
+    'proliferate.ingest.sentry_api',
     'proliferate.sourcemaps.upload_api',
 ))
 HTTP_PACKAGES = ('proliferate.web',)
@@ -66,7 +69,9 @@ WEB_WIRING = frozenset(('proliferate.app',))
 # pages import one another. Anything else importing one (a domain module, or one front end
 # reaching into another) makes the dependencies run the wrong way.
 HTTP_WIRING = frozenset(('proliferate.app', 'proliferate.server'))
-HTTP_ENTRY = {'proliferate.cli': frozenset(('proliferate.server',))}
+HTTP_ENTRY = {'proliferate.cli': frozenset(('proliferate.server',)),
+              # The Sentry front door shares the ingest resources' body reader and hand-off.
+              'proliferate.ingest.sentry_api': frozenset(('proliferate.ingest.resources',))}
 HTTP_SHARED = frozenset(('proliferate.jsonapi',))
 
 

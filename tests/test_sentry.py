@@ -354,3 +354,31 @@ def test_last_used_is_written_once_a_minute(http, project, services):
             break
         time.sleep(0.05)
     assert used is not None
+
+
+def test_issue_page_shows_causes_request_and_contexts(client, services):
+    from pageclient import PageClient
+    from pageclient import make_project as make_page_project
+    from pageclient import make_user
+    from proliferate import db
+    from proliferate.models import Issue
+    owner = make_user('owner@example.com')
+    web = make_page_project('web')
+    browser = PageClient(client)
+    browser.login(owner.email)
+    payload = python_payload()
+    payload['exception']['values'][0]['value'] = '<script>alert(1)</script>'
+    payload['contexts']['runtime'] = {'name': 'CPython', 'version': '3.11.7'}
+    key = web.key[3:]
+    result = client.simulate_post(f'/api/{web.id}/envelope/', params={'sentry_key': key},
+                                  body=envelope(payload))
+    assert result.status_code == 200, result.text
+    with db.database.connection_context():
+        issue = Issue.get()
+    page = browser.get(f'/issues/{issue.id}').text
+    assert 'Caused by' in page and 'ValueError' in page
+    assert '&lt;script&gt;alert(1)&lt;/script&gt;' in page and '<script>alert(1)' not in page
+    assert 'https://shop.example.com/pay' in page and 'CPython' in page
+    assert 'sentry.python 2.0.0' in page and 'Bearer x' not in page
+    settings = browser.get(f'/projects/{web.id}/settings').text
+    assert f'{key}@' in settings and 'sentry_sdk.init' in settings

@@ -83,8 +83,10 @@ class SentryIngest(Ingest):
     """What both Sentry routes share: CORS, the key of the project in the URL, rate limits."""
 
     def on_options(self, req, resp, project_id):
-        resp.status = falcon.HTTP_204
         resp.set_headers(CORS_HEADERS)
+        if not PROJECT_ID.fullmatch(project_id):
+            raise falcon.HTTPNotFound(description=f'no project {project_id[:40]!r}')
+        resp.status = falcon.HTTP_204
         requested = req.get_header('Access-Control-Request-Headers') or ''
         if not re.fullmatch(r'[A-Za-z0-9\-_, ]{1,1000}', requested):
             requested = PREFLIGHT_HEADERS
