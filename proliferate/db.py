@@ -179,9 +179,13 @@ def is_retryable(error):
 def migrate():
     """Apply every migration that this database has not seen; safe to run on every start, by
     several processes at once (the first migrates, the others wait and find nothing to do)."""
-    with database.connection_context():
-        with migration_lock():
-            applied = migrations.run(database.obj, str(MIGRATIONS_DIR))
+    # SQLite: the lock is taken before connecting, because connecting is already a write on a
+    # new file (the journal_mode=wal pragma), and two processes switching one new file at once
+    # failed with "database is locked" in the second.
+    with sqlite_migration_lock():
+        with database.connection_context():
+            with postgres_migration_lock():
+                applied = migrations.run(database.obj, str(MIGRATIONS_DIR))
     return applied
 
 
@@ -190,19 +194,27 @@ MIGRATE_LOCK_KEY = int.from_bytes(b'migrate!', 'big')
 
 
 @contextlib.contextmanager
-def migration_lock():
-    """Processes started together on one database (issue 9) would otherwise both see a migration
-    as pending and both apply it. PostgreSQL: a session advisory lock on this connection; SQLite:
-    flock() on the database file (SQLite's own locks are fcntl locks, which flock never meets)."""
-    if is_sqlite():
-        path = database.obj.database
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-    elif isinstance(database.obj, peewee.PostgresqlDatabase):
+def sqlite_migration_lock():
+    """Processes started together on one SQLite file take turns to connect and migrate:
+    flock() on a lock file beside the database. Not on the database file itself: closing any
+    descriptor of that file would drop the fcntl locks SQLite holds on it in this process."""
+    path = database.obj.database if is_sqlite() else ''
+    if not path or path == ':memory:' or path.startswith('file:'):
+        yield
+        return
+    fd = os.open(f'{path}-migrate-lock', os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+@contextlib.contextmanager
+def postgres_migration_lock():
+    """Processes started together on one PostgreSQL database would otherwise both see a
+    migration as pending and both apply it: a session advisory lock on this connection."""
+    if isinstance(database.obj, peewee.PostgresqlDatabase):
         database.execute_sql('SELECT pg_advisory_lock(%s)', (MIGRATE_LOCK_KEY,))
         try:
             yield

@@ -6,8 +6,10 @@ import ctypes
 import logging
 import signal
 import threading
+import time
 
 import waitress
+from waitress import wasyncore
 
 from proliferate import times
 from proliferate import db
@@ -54,6 +56,24 @@ def create_server(config, app):
         max_request_body_size=max(config.max_batch_bytes, MAX_UPLOAD_BODY) + 1024 * 1024,
         max_request_header_size=64 * 1024, clear_untrusted_proxy_headers=True,
         ident='proliferate')
+
+
+def finish_requests(server, timeout=10):
+    """Stop accepting, keep the loop turning until the worker threads have answered what they
+    took and those answers are sent, and only then close the connections and the loop's trigger.
+    Closing the trigger first made a finishing worker's wake-up write to a closed descriptor
+    (EBADF), and its answer was never sent."""
+    wasyncore.dispatcher.close(server)  # the listening socket only
+    dispatcher = server.task_dispatcher
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sending = any(getattr(channel, 'total_outbufs_len', 0)
+                      for channel in list(server._map.values()))
+        if not (dispatcher.active_count or dispatcher.queue or sending):
+            break
+        wasyncore.loop(timeout=0.05, map=server._map, count=1)
+    dispatcher.shutdown(cancel_pending=False, timeout=max(0.0, deadline - time.monotonic()))
+    server.close()
 
 
 def limit_malloc_arenas(arenas=2):
@@ -104,8 +124,7 @@ def serve(config, *, on_ready=None):
         pass
     finally:
         log.info('stopping: closing the listener, finishing requests, draining the writer')
-        server.close()
-        server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
+        finish_requests(server)
         scheduler.shutdown(wait=False)
         # Released at once: a waiting process takes over at its next try, not after a timeout.
         leader.stop()

@@ -1,25 +1,23 @@
-"""A cookie-keeping browser stand-in over falcon.testing.TestClient for the page tests: it keeps
-the cookies a real browser would, reads the CSRF token off the last page, and posts forms.
-
-Shared by tests/test_pages.py and tests/test_auth.py; the real browser runs in
-tests/test_e2e_browser_pages.py.
+"""The suite's clients: PageClient, a cookie-keeping browser stand-in over falcon's TestClient
+(it keeps the cookies a real browser would, reads the CSRF token off the last page, posts forms);
+HttpClient, urllib against the live server; and starting and stopping that live server (Waitress
+on a free loopback port). The real browser runs in tests/test_e2e_browser_pages.py.
 """
 
 import html
+import json
 import re
-import types
-import uuid
+import threading
+import urllib.error
+import urllib.request
 from urllib.parse import urlencode
 
-from proliferate import times
-from proliferate import auth
-from proliferate import orgs
-from proliferate import db
-from proliferate.models import Organization
-from proliferate.models import Project
+import waitress
+from waitress import wasyncore
+
+from factories import PASSWORD
 
 FORM = 'application/x-www-form-urlencoded'
-PASSWORD = 'correct horse battery'
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -81,42 +79,6 @@ class PageClient:
         return result
 
 
-def make_user(email, *, org_slug='acme', role='owner', password=PASSWORD, is_admin=False):
-    """A user with a membership, written directly (no server thread writes in the meantime)."""
-    with db.database.connection_context():
-        with db.database.atomic():
-            org = Organization.get_or_none(Organization.slug == org_slug) or Organization.create(
-                name=org_slug.title(), slug=org_slug)
-            user = orgs.create_user(email, password, is_admin=is_admin)
-            orgs.add_member(org, user, role)
-    return types.SimpleNamespace(id=user.id, email=user.email, org_id=org.id, org_slug=org.slug)
-
-
-def make_project(name, org_slug='acme'):
-    with db.database.connection_context():
-        with db.database.atomic():
-            org = Organization.get_or_none(Organization.slug == org_slug) or Organization.create(
-                name=org_slug.title(), slug=org_slug)
-            project = Project.create(organization=org, name=name, slug=name)
-            key = auth.create_ingest_key(project)
-    return types.SimpleNamespace(id=project.id, key=key.key, org_id=org.id, slug=name)
-
-
-def event(key, **fields):
-    """A documented-shape exception event; fields override (exception=... replaces it)."""
-    base = {
-        'api_key': key, 'event_id': uuid.uuid4().hex, 'timestamp': fields.pop('timestamp', None),
-        'type': 'exception', 'level': 'error', 'environment': 'production', 'release': 'v1.0.0',
-        'exception': {'type': 'TypeError', 'message': 'boom',
-                      'stack': 'TypeError: boom\n    at a (https://x.example/a.js:1:10)\n'
-                               '    at b (https://x.example/b.js:2:20)'},
-    }
-    base.update(fields)
-    if base['timestamp'] is None:
-        base['timestamp'] = times.utcnow().isoformat() + 'Z'
-    return base
-
-
 def send(client, *events):
     """Events through the real ingest path (batch endpoint), each acknowledged."""
     result = client.simulate_post('/api/v1/errors/batch', json=list(events))
@@ -124,3 +86,90 @@ def send(client, *events):
     statuses = [r['status'] for r in result.json['results']]
     assert statuses == ['ok'] * len(events), result.json
     return [e['event_id'] for e in events]
+
+
+class HttpClient:
+    """A tiny urllib client for the live server: (status, headers, parsed JSON or text)."""
+
+    def __init__(self, base_url, token=None):
+        self.base_url = base_url
+        self.token = token
+
+    def request(self, method, path, body=None, headers=None, raw=None):
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        all_headers = {'Content-Type': 'application/json'} if data is not None else {}
+        if self.token:
+            all_headers['Authorization'] = f'Bearer {self.token}'
+        all_headers.update(headers or {})
+        request = urllib.request.Request(self.base_url + path, data=data, method=method,
+                                         headers=all_headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, reply_headers, content = response.status, response.headers, response.read()
+        except urllib.error.HTTPError as error:
+            status, reply_headers, content = error.code, error.headers, error.read()
+        try:
+            parsed = json.loads(content) if content else None
+        except ValueError:
+            parsed = content.decode('utf-8', 'replace')
+        return status, reply_headers, parsed
+
+    def get(self, path, **kwargs):
+        status, _headers, body = self.request('GET', path, **kwargs)
+        assert status == 200, (path, status, body)
+        return body
+
+    def post(self, path, body=None, **kwargs):
+        return self.request('POST', path, body, **kwargs)
+
+
+# -- the live server ------------------------------------------------------------------------------
+
+def start_server(app, **options):
+    """Waitress serving app on a free loopback port, its loop on a thread: (server, thread)."""
+    server = waitress.create_server(app, **{'host': '127.0.0.1', 'port': 0, 'threads': 8,
+                                            **options})
+    return server, start_loop(server)
+
+
+def start_loop(server):
+    thread = threading.Thread(target=run_server, args=(server,), daemon=True)
+    thread.start()
+    return thread
+
+
+def run_server(server):
+    try:
+        server.run()
+    except OSError:
+        # Only an error before the stop is a failure: stop_server closes the sockets the loop
+        # would select on next.
+        if not getattr(server, 'stopping', False):
+            raise
+
+
+def stop_server(server, thread, timeout=5):
+    """Stop in this order: the listener (no new connections), then the worker threads finish
+    what they run, then every channel and the trigger close, each close inside the loop's own
+    thread (closing sockets under a running select() from outside races with it).
+
+    A worker thread that has just written a response wakes the loop through the trigger's pipe;
+    closing the trigger before the workers are done made that wake-up write to a closed
+    descriptor (EBADF in the trigger, seen under CPU load), or to whatever file reused its
+    number."""
+    listener_closed = threading.Event()
+
+    def close_listener():
+        wasyncore.dispatcher.close(server)  # the listening socket only; the trigger stays open
+        listener_closed.set()
+
+    def close_all():
+        for channel in list(server._map.values()):
+            channel.close()
+
+    server.trigger.pull_trigger(close_listener)
+    listener_closed.wait(timeout)
+    server.task_dispatcher.shutdown(cancel_pending=False, timeout=timeout)
+    server.stopping = True
+    server.trigger.pull_trigger(close_all)
+    thread.join(timeout)

@@ -8,10 +8,11 @@ import hashlib
 import falcon.testing
 import pytest
 
+from factories import FakeClock
+from factories import event
+from factories import make_project
+from factories import make_user
 from pageclient import PageClient
-from pageclient import event
-from pageclient import make_project
-from pageclient import make_user
 from pageclient import send
 from proliferate import times
 from proliferate import auth
@@ -23,19 +24,11 @@ from proliferate.models import LoginAttempt
 from proliferate.models import Session
 
 
-class Clock:
-    """A clock the test moves; the pages read it for throttling windows."""
-
-    def __init__(self):
-        self.now = times.utcnow()
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def clock():
-    return Clock()
+    """A clock the test moves, from the wall clock's now; the pages read it for throttling
+    windows (and, asked for by name, the writer does too)."""
+    return FakeClock(times.utcnow())
 
 
 @pytest.fixture

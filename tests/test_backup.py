@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from factories import message_event
 from proliferate import backup
 from proliferate import db
 from proliferate import jobs
@@ -36,8 +37,8 @@ def cli(config, *args):
 
 
 def event(key):
-    return {'api_key': key, 'event_id': uuid.uuid4().hex, 'timestamp': '2025-01-15T10:30:00Z',
-            'type': 'message', 'message': 'hello', 'extra': {'pad': uuid.uuid4().hex * 50}}
+    """A message event padded to a few kilobytes, so the backups copy real pages."""
+    return message_event(key, extra={'pad': uuid.uuid4().hex * 50})
 
 
 def stored_ids(path):
@@ -48,6 +49,7 @@ def stored_ids(path):
         connection.close()
 
 
+@pytest.mark.slow
 def test_backup_while_ingesting_then_restore_once_stopped(config, services, http, project, tmp_path):
     before = [event(project.key) for _ in range(200)]
     status, _headers, _body = http.post('/api/v1/errors/batch', before[:100])

@@ -177,6 +177,7 @@ def flaky_server():
     thread.join(timeout=10)
 
 
+@pytest.mark.slow
 def test_backpressure_is_counted_and_the_same_event_retried(source, flaky_server):
     flaky, port = flaky_server
     result = loadgen.run_load(host='127.0.0.1', port=port, source=source, start=0, events=30,
@@ -188,6 +189,7 @@ def test_backpressure_is_counted_and_the_same_event_retried(source, flaky_server
     assert len(result.latencies) == 30
 
 
+@pytest.mark.slow
 def test_rate_limited_events_of_a_batch_are_retried(source, flaky_server):
     flaky, port = flaky_server
     result = loadgen.run_load(host='127.0.0.1', port=port, source=source, start=100, events=25,
@@ -210,6 +212,7 @@ def test_verify_stored_finds_missing_and_duplicated_events(tmp_path):
                                                           'duplicated': 0}
 
 
+@pytest.mark.slow
 def test_tiny_run_against_both_servers_stores_every_acknowledged_event():
     done = subprocess.run(
         [sys.executable, str(BENCH / 'run_ingest.py'), '--server', 'both', '--events', '200',
@@ -230,6 +233,7 @@ def test_tiny_run_against_both_servers_stores_every_acknowledged_event():
     assert any(t['result'] in ('PASS', 'FAIL') for t in summary['targets'])
 
 
+@pytest.mark.slow
 def test_pipeline_bench_runs_and_reports_a_figure(capsys):
     import pipeline  # bench/pipeline.py
 

@@ -59,6 +59,7 @@ def get(url, token):
         return json.loads(response.read())
 
 
+@pytest.mark.slow
 def test_admin_commands_then_serve_ingest_and_sigterm(env):
     key = last_line(run(env, 'project', 'create', 'Web Shop', '--org', 'acme'))
     assert key.startswith('pk_') and len(key) == 35
@@ -135,6 +136,7 @@ def test_migrate_records_the_schema_and_upgrades_an_older_file(env, tmp_path):
     assert key.startswith('pk_')
 
 
+@pytest.mark.slow
 def test_a_forgotten_password_is_reset_from_the_command_line(env):
     run(env, 'user', 'create', 'ops@example.com', '--password', 'old-password-1')
     result = subprocess.run([sys.executable, '-m', 'proliferate', 'user', 'password', 'ops@example.com'],

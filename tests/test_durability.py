@@ -6,10 +6,14 @@ and PRAGMA integrity_check says ok. CI runs 3 rounds; bench/crash_rounds.py runs
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / 'bench'
 sys.path.insert(0, str(BENCH))
 
 import crash_rounds  # noqa: E402
+
+pytestmark = pytest.mark.slow
 
 ROUNDS = 3
 

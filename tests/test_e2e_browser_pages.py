@@ -22,6 +22,8 @@ import pytest
 from seed import SEED_BATCH
 from seed import SEED_EVENT
 
+pytestmark = pytest.mark.browser
+
 
 PASSWORD = 'a long enough password'
 WAIT_SECONDS = 15
@@ -303,8 +305,8 @@ def test_a_new_user_sets_up_sends_finds_resolves_and_sees_a_regression(
 def test_the_pages_work_without_javascript(chromium_browser, live_server):
     """Scripts only enhance: with JavaScript off, filters apply with their button, bulk actions
     and status changes are plain forms, and the enhancements stay out of sight."""
-    from pageclient import make_project
-    from pageclient import make_user
+    from factories import make_project
+    from factories import make_user
 
     user = make_user('nojs@example.com', password=PASSWORD)
     project = make_project('no-script')

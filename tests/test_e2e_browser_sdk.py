@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.browser
+
 
 PAGES = Path(__file__).parent / 'data' / 'sdk_pages'
 APP_JS = (PAGES / 'app.js').read_text()

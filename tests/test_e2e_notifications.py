@@ -20,9 +20,9 @@ import uuid
 
 import pytest
 
-from conftest import HttpClient
+from factories import make_user
+from pageclient import HttpClient
 from pageclient import PageClient
-from pageclient import make_user
 from proliferate import times
 from proliferate import db
 from proliferate import jobs
@@ -333,6 +333,7 @@ def test_new_user_gets_alert_regression_and_daily_digest(live_server, http, conf
     assert body.count('badge-resolved">sent<') == 6  # 3 mails + 3 webhook posts
 
 
+@pytest.mark.slow
 def test_the_running_server_sends_alerts_on_its_own(tmp_path, inbox):
     """`proliferate serve` with PROLIFERATE_SMTP_*: its scheduler sends the alert within one
     send_outbox interval (10 s) of the 202, with no job called by hand."""

@@ -696,6 +696,7 @@ STACKISH = st.lists(
 ).map(''.join)
 
 
+@pytest.mark.slow
 @settings(
     max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )

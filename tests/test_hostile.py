@@ -12,17 +12,14 @@ import zlib
 
 import pytest
 
-from conftest import HttpClient
+import factories
+from pageclient import HttpClient
 
 TIMESTAMP = '2025-01-15T10:30:00.000Z'
 
 
 def event(key, **fields):
-    body = {'api_key': key, 'event_id': uuid.uuid4().hex, 'timestamp': TIMESTAMP,
-            'type': 'exception', 'level': 'error',
-            'exception': {'type': 'TypeError', 'message': 'boom', 'stack': 'TypeError: boom'}}
-    body.update(fields)
-    return body
+    return factories.event(key, **{'timestamp': TIMESTAMP, **fields})
 
 
 def dumps(value):
@@ -191,6 +188,7 @@ def healthy(client):
     return status == 200 and body.get('status') == 'ok'
 
 
+@pytest.mark.slow
 def test_hostile_corpus_gets_only_4xx_and_the_server_stays_healthy(server, read_api):
     client, base_url, project = server
     figures = {'tried': 0, '5xx': 0, 'unexpected': []}

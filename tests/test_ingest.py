@@ -8,18 +8,14 @@ import uuid
 
 import pytest
 
-from conftest import make_project
+import factories
+from factories import make_project
 from seed import SEED_BATCH
 from seed import SEED_EVENT
 
 
 def event(project, **fields):
-    base = {'api_key': project.key, 'event_id': uuid.uuid4().hex,
-            'timestamp': '2025-01-15T10:30:00Z', 'type': 'exception',
-            'exception': {'type': 'TypeError', 'message': 'boom',
-                          'stack': 'TypeError: boom\n    at a (x.js:1:1)\n    at b (y.js:2:2)'}}
-    base.update(fields)
-    return base
+    return factories.event(project.key, **{'timestamp': factories.TIMESTAMP, **fields})
 
 
 def dropped(read_api, project, expected):
@@ -301,8 +297,8 @@ def test_revoked_key_and_unknown_routes(http, project, live_server):
 
 
 def test_read_api_requires_a_token_and_sees_only_its_org(http, read_api, project, live_server):
-    from conftest import HttpClient
-    from conftest import make_token
+    from factories import make_token
+    from pageclient import HttpClient
     assert http.request('GET', '/api/v1/projects')[0] == 401
     assert HttpClient(live_server, 'prt_wrong').request('GET', '/api/v1/projects')[0] == 401
     other = make_project('secret', org_slug='rival')

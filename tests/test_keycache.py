@@ -2,22 +2,15 @@
 
 import threading
 
+from factories import FakeClock
 from proliferate import times
 from proliferate import db
 from proliferate.ingest.admission import KeyCache
 from proliferate.models import ProjectKey
 
 
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
 def test_a_revoked_key_stops_working_after_the_cache_lifetime(services, project):
-    clock = Clock()
+    clock = FakeClock(0.0)  # the cache's monotonic seconds
     keys = KeyCache(2.0, clock=clock)
     assert keys.lookup(project.key)[0] == project.id
     assert keys.lookup('pk_unknown') is None
@@ -31,7 +24,7 @@ def test_a_revoked_key_stops_working_after_the_cache_lifetime(services, project)
 
 
 def test_an_expired_key_is_read_again_by_one_thread_while_the_others_use_it(services, project):
-    clock = Clock()
+    clock = FakeClock(0.0)  # the cache's monotonic seconds
     started = threading.Event()
     release = threading.Event()
     loads = []

@@ -15,11 +15,11 @@ from html.parser import HTMLParser
 
 import pytest
 
-from pageclient import PASSWORD
+from factories import PASSWORD
+from factories import event
+from factories import make_project
+from factories import make_user
 from pageclient import PageClient
-from pageclient import event
-from pageclient import make_project
-from pageclient import make_user
 from pageclient import send
 from proliferate import times
 from proliferate.web import guard
@@ -927,6 +927,7 @@ def test_account_name_password_and_other_sessions(client, browser, owner):
     fresh.login(owner.email, 'new password 1')
 
 
+@pytest.mark.slow
 def test_the_page_benchmark_builds_a_consistent_database(tmp_path):
     """bench/pages_bench.py at a small size: the aggregates it writes agree with its events, and
     every page it times answers 200 (the timing itself is the benchmark's business)."""

@@ -4,8 +4,9 @@ members, hostile versions escaped; and the issue page showing the resolved sourc
 import html
 
 import markupsafe
+from factories import event
+from factories import make_user
 from pageclient import PageClient
-from pageclient import make_user
 from sourcemap_helpers import CDN
 from sourcemap_helpers import make_upload_token
 from sourcemap_helpers import map_bytes
@@ -13,7 +14,6 @@ from sourcemap_helpers import multipart
 from sourcemap_helpers import source_line
 from sourcemap_helpers import stacks
 
-from proliferate import times
 from proliferate import db
 from proliferate.web import urls
 from proliferate.models import Event
@@ -30,10 +30,9 @@ def upload(client, token, release, url, data):
 
 def ingest(client, key, stack, release):
     header, _, message = stack.split('\n', 1)[0].partition(': ')
-    result = client.simulate_post('/api/v1/errors', json={
-        'api_key': key, 'event_id': f'{release}-{len(stack)}', 'type': 'exception',
-        'timestamp': times.utcnow().isoformat() + 'Z', 'release': release,
-        'exception': {'type': header, 'message': message, 'stack': stack}})
+    result = client.simulate_post('/api/v1/errors', json=event(
+        key, event_id=f'{release}-{len(stack)}', release=release,
+        exception={'type': header, 'message': message, 'stack': stack}))
     assert result.status_code == 202, result.text
 
 

@@ -17,13 +17,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
 from peewee import fn
 
-from conftest import make_project
+import factories
+from factories import make_project
 from proliferate import times
 from proliferate import db
 from proliferate.leader import FileLock
@@ -37,6 +37,8 @@ from proliferate.models import IssueAccount
 from proliferate.models import IssueHourly
 from proliferate.models import IssueUser
 from proliferate.models import Webhook
+
+pytestmark = pytest.mark.postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 # The servers' leader_retry_seconds: takeover within seconds here (15 s by default).
@@ -151,12 +153,11 @@ class Receiver:
 
 
 def make_event(key, issue, user, account):
-    return {'api_key': key, 'event_id': uuid.uuid4().hex, 'timestamp': f'2025-03-01T10:{issue:02d}:00Z',
-            'type': 'exception', 'level': 'error', 'environment': 'production',
-            'user': {'id': f'user-{user}'}, 'account': {'id': f'acct-{account}'},
-            'exception': {'type': f'Error{issue}', 'message': f'boom {issue}',
-                          'stack': f'Error{issue}: boom {issue}\n'
-                                   f'    at handler{issue} (https://app.test/app.js:{issue}:7)'}}
+    return factories.event(key, timestamp=f'2025-03-01T10:{issue:02d}:00Z',
+                           user={'id': f'user-{user}'}, account={'id': f'acct-{account}'},
+                           exception={'type': f'Error{issue}', 'message': f'boom {issue}',
+                                      'stack': f'Error{issue}: boom {issue}\n    at handler{issue} '
+                                               f'(https://app.test/app.js:{issue}:7)'})
 
 
 def send_to_both(servers, path, body):
@@ -243,6 +244,7 @@ def add_webhook(project, receiver):
         Webhook.create(organization=project.org_id, name='test', url=receiver.url)
 
 
+@pytest.mark.slow
 def test_two_servers_count_exactly_and_one_runs_the_jobs(shared, tmp_path):
     url, receiver = shared
     servers = []
@@ -372,6 +374,7 @@ def check_counts(events, project_id, duplicates):
         assert refused == duplicates
 
 
+@pytest.mark.slow
 def test_a_server_recovers_when_its_database_connections_are_cut(shared, tmp_path):
     """PostgreSQL: every session of the server is terminated (as a restart or a failover would):
     the writer and the pool reconnect and the leader takes its lock again. SQLite: another
@@ -441,6 +444,7 @@ class cut_connections:
             self.thread.join(10)
 
 
+@pytest.mark.slow
 def test_file_lock_elects_one_process_and_hands_over(tmp_path):
     """SQLite's leader: a second lock on the same file waits; it takes over once the first is
     released, and a process that dies (kill -9) releases it with its file descriptor."""
@@ -488,6 +492,7 @@ def test_file_lock_elects_one_process_and_hands_over(tmp_path):
         holder.stdout.close()
 
 
+@pytest.mark.slow
 def test_the_bench_runs_two_processes_on_this_database(config, tmp_path):
     """bench/run_ingest.py --processes 2 on the configured database (PostgreSQL or a SQLite file)
     completes, and every acknowledged event is stored once (no speed asserted)."""
@@ -601,3 +606,40 @@ def test_a_release_created_by_two_sessions_at_once_is_one_release(config):
     (release, created), (again, created_again) = results['first'], results['second']
     assert created is True and created_again is False and again.id == release.id
     assert query(lambda: Release.select().count()) == 1
+
+
+# Each starter imports the command first, then runs `proliferate migrate` at one shared instant.
+STARTER = '''
+import sys
+import time
+from proliferate.cli import main
+time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
+raise SystemExit(main(['migrate']))
+'''
+
+
+@pytest.mark.slow
+def test_processes_migrating_one_new_sqlite_file_at_once_all_succeed(tmp_path):
+    """Servers started together on a database file that does not exist yet: connecting already
+    writes to a new file (the switch to WAL), so they take turns from before connecting; the
+    second used to die with "database is locked". Several rounds, each on a new file."""
+    for round_number in range(5):
+        path = tmp_path / f'new{round_number}.db'
+        env = dict(os.environ, PROLIFERATE_DATABASE_URL=f'sqlite:///{path}')
+        env.pop('PROLIFERATE_TEST_DATABASE_URL', None)
+        start_at = str(time.time() + 1.5)
+        starters = [subprocess.Popen([sys.executable, '-c', STARTER, start_at], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                    for _ in range(2)]
+        outputs = [starter.communicate(timeout=60)[0] for starter in starters]
+        assert [starter.returncode for starter in starters] == [0, 0], outputs
+        db.open_database(f'sqlite:///{path}')
+        try:
+            with db.database.connection_context():
+                applied = {name for name, in db.database.execute_sql(
+                    'SELECT name FROM schema_migration')}
+                journal, = db.database.execute_sql('PRAGMA journal_mode').fetchone()
+        finally:
+            db.database.close()
+        assert applied == {p.stem for p in db.MIGRATIONS_DIR.glob('[0-9]*.py')}
+        assert journal == 'wal'

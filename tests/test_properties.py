@@ -7,6 +7,7 @@ import datetime
 import re
 
 import orjson
+import pytest
 from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
@@ -81,6 +82,7 @@ def walk(value, depth=0):
     return max(p[0] for p in parts), max(max(p[1] for p in parts), items), max(p[2] for p in parts)
 
 
+@pytest.mark.slow
 @HEAVY
 @given(event_strategy())
 def test_normalize_raises_only_validation_error_and_bounds_the_event(payload):
@@ -102,6 +104,7 @@ def test_normalize_raises_only_validation_error_and_bounds_the_event(payload):
     assert isinstance(encode_event(event), bytes)
 
 
+@pytest.mark.slow
 @FAST
 @given(JSON)
 def test_normalize_refuses_any_json_that_is_not_an_event(payload):
@@ -220,6 +223,7 @@ def bounded(tree):
     return normalize.bound_json(tree)
 
 
+@pytest.mark.slow
 @HEAVY
 @given(tree_with_secrets(), tree_with_secrets(), tree_with_secrets(), tree_with_secrets())
 def test_scrub_leaves_no_secret_and_no_card(extra, tags, user_data, crumb_data):
@@ -269,6 +273,7 @@ def count_leaves(value):
     return 1
 
 
+@pytest.mark.slow
 @FAST
 @given(JSON)
 def test_scrub_off_changes_nothing_and_on_changes_only_secrets(tree):
@@ -293,6 +298,7 @@ def test_cards_go_and_ordinary_numbers_stay(card, number):
     assert scrubber.scrub_value({'at': millis, 'n': number}) == {'at': millis, 'n': number}
 
 
+@pytest.mark.slow
 @FAST
 @given(st.lists(st.text('abcdefghijklmnopqrstuvwxyz_-', min_size=1, max_size=12), max_size=5),
        JSON)

@@ -5,17 +5,17 @@ The limiter's clock is injected and stands still, so "exactly" holds on a slow m
 """
 
 import concurrent.futures
-import threading
 import time
-import uuid
 
 import pytest
-import waitress
 
-from conftest import HttpClient
-from conftest import make_project
-from conftest import make_token
-from conftest import stop_server
+from factories import FakeClock
+from factories import make_project
+from factories import make_token
+from factories import message_event
+from pageclient import HttpClient
+from pageclient import start_server
+from pageclient import stop_server
 from proliferate import db
 from proliferate.app import create_app
 from proliferate.ingest.admission import RateLimiter
@@ -24,47 +24,33 @@ from proliferate.models import Project
 LIMIT = 10
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
+@pytest.fixture
+def limiter_clock():
+    """The limiter's monotonic seconds, standing still until the test moves them."""
+    return FakeClock(1000.0)
 
 
 @pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def limited(config, services, clock):
-    """A real server whose limiter runs on `clock`; project a limited, b on the default (off)."""
+def limited(config, services, limiter_clock):
+    """A real server whose limiter runs on `limiter_clock`; project a limited, b on the default (off)."""
     a = make_project('limited')
     b = make_project('other')
     c = make_project('batched')
     with db.database.connection_context():
         Project.update(rate_limit_per_minute=LIMIT).where(Project.id.in_([a.id, c.id])).execute()
     app = create_app(config, writer=services.writer, drops=services.drops,
-                     limiter=RateLimiter(config.rate_limit_per_minute, clock=clock))
-    server = waitress.create_server(app, host='127.0.0.1', port=0, threads=8)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+                     limiter=RateLimiter(config.rate_limit_per_minute, clock=limiter_clock))
+    server, thread = start_server(app)
     base_url = f'http://127.0.0.1:{server.effective_port}'
     yield HttpClient(base_url), a, b, c, HttpClient(base_url, make_token(a.org_id))
     stop_server(server, thread)
-
-
-def event(key):
-    return {'api_key': key, 'event_id': uuid.uuid4().hex, 'timestamp': '2025-01-15T10:30:00Z',
-            'type': 'message', 'message': 'hello'}
 
 
 def test_twice_the_limit_gives_exactly_the_limit_of_202s(limited):
     http, a, b, _c, read_api = limited
 
     def send(_n):
-        return http.post('/api/v1/errors', event(a.key))
+        return http.post('/api/v1/errors', message_event(a.key))
 
     # Concurrent requests: the bucket's lock must not hand out a token twice.
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -80,7 +66,7 @@ def test_twice_the_limit_gives_exactly_the_limit_of_202s(limited):
             assert 'rate limit' in body['detail']
     # Another project is not affected.
     for _ in range(2 * LIMIT):
-        status, headers, _body = http.post('/api/v1/errors', event(b.key))
+        status, headers, _body = http.post('/api/v1/errors', message_event(b.key))
         assert status == 202
         assert 'X-RateLimit-Limit' not in headers
     # Refused events are counted per project and reason.
@@ -99,25 +85,26 @@ def wait_for_dropped(read_api, project_id, reason, expected, tries=50):
     return False
 
 
-def test_the_bucket_refills_at_the_limit_rate(limited, clock):
+def test_the_bucket_refills_at_the_limit_rate(limited, limiter_clock):
     http, a, _b, _c, _read_api = limited
-    assert [http.post('/api/v1/errors', event(a.key))[0] for _ in range(LIMIT + 1)] == \
+    assert [http.post('/api/v1/errors', message_event(a.key))[0] for _ in range(LIMIT + 1)] == \
         [202] * LIMIT + [429]
-    clock.now += 5.9
-    assert http.post('/api/v1/errors', event(a.key))[0] == 429
-    clock.now += 0.2  # 6.1 s: one token
-    status, headers, _body = http.post('/api/v1/errors', event(a.key))
+    limiter_clock.now += 5.9
+    assert http.post('/api/v1/errors', message_event(a.key))[0] == 429
+    limiter_clock.now += 0.2  # 6.1 s: one token
+    status, headers, _body = http.post('/api/v1/errors', message_event(a.key))
     assert status == 202
     assert headers['X-RateLimit-Remaining'] == '0'
-    assert http.post('/api/v1/errors', event(a.key))[0] == 429
-    clock.now += 60  # a full minute fills the bucket, and no further
-    assert [http.post('/api/v1/errors', event(a.key))[0] for _ in range(LIMIT + 1)] == \
+    assert http.post('/api/v1/errors', message_event(a.key))[0] == 429
+    limiter_clock.now += 60  # a full minute fills the bucket, and no further
+    assert [http.post('/api/v1/errors', message_event(a.key))[0] for _ in range(LIMIT + 1)] == \
         [202] * LIMIT + [429]
 
 
 def test_a_batch_over_the_limit_says_rate_limited_per_event(limited):
     http, a, b, c, _read_api = limited
-    events = [event(c.key) for _ in range(LIMIT + 5)] + [event(b.key) for _ in range(3)]
+    events = ([message_event(c.key) for _ in range(LIMIT + 5)]
+              + [message_event(b.key) for _ in range(3)])
     status, headers, body = http.post('/api/v1/errors/batch', events)
     assert status == 202
     statuses = [result['status'] for result in body['results']]
@@ -125,5 +112,5 @@ def test_a_batch_over_the_limit_says_rate_limited_per_event(limited):
     assert all('rate limit' in r['reason'] for r in body['results'] if r['status'] == 'rate_limited')
     assert int(headers['Retry-After']) >= 1
     # The next single event of the batched project is refused too.
-    status, headers, _body = http.post('/api/v1/errors', event(c.key))
+    status, headers, _body = http.post('/api/v1/errors', message_event(c.key))
     assert status == 429 and headers['Retry-After'] == '6'

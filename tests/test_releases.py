@@ -3,9 +3,9 @@
 
 import json
 
-from conftest import HttpClient
-from conftest import make_project
-from conftest import make_token
+from factories import make_project
+from factories import make_token
+from pageclient import HttpClient
 from sourcemap_helpers import make_upload_token
 from sourcemap_helpers import map_bytes
 from sourcemap_helpers import minified_bytes

@@ -2,7 +2,7 @@
 stacks Node printed for them, and read the original functions, files, lines and context back
 through the read API; two differently minified builds of the same bug are one issue."""
 
-from conftest import make_project
+from factories import make_project
 from sourcemap_helpers import CDN
 from sourcemap_helpers import SRC
 from sourcemap_helpers import make_upload_token

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from conftest import make_project
+from factories import make_project
 from proliferate import db
 from proliferate import jobs
 from proliferate import retention

@@ -7,6 +7,7 @@ import collections
 import os
 import uuid
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck
 from hypothesis import Phase
@@ -17,8 +18,10 @@ from schemathesis import GenerationMode
 from schemathesis import checks
 from schemathesis.config import SchemathesisConfig
 
-from conftest import make_project
-from conftest import make_token
+from factories import make_project
+from factories import make_token
+
+pytestmark = pytest.mark.slow
 
 # CI runs 40 a mode and operation (~20 s); SCHEMATHESIS_EXAMPLES=500 makes a deeper local run.
 SEEN = collections.Counter()

@@ -8,9 +8,9 @@ import sys
 import uuid
 from pathlib import Path
 
-from conftest import HttpClient
-from conftest import make_project
-from conftest import make_token
+from factories import make_project
+from factories import make_token
+from pageclient import HttpClient
 from proliferate import db
 from proliferate.models import Event
 from proliferate.ingest.payload import decode_event

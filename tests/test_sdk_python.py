@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.network
+
 SCRIPTS = Path(__file__).parent / 'data' / 'sdk_scripts'
 VERSIONS = ('0.1.0', '0.1.1', '0.2.0', '0.2.1', '0.2.2')
 # 0.1.0 has its own API (full endpoint URL, set_account, capture_message, tags in extra.tags,

@@ -289,7 +289,7 @@ def test_wrong_keys_store_nothing(http, project, read_api, key, status):
 
 
 def test_key_of_another_project_is_forbidden(http, project):
-    from conftest import make_project
+    from factories import make_project
     other = make_project('api')
     status, _h, reply = send(http, project, envelope(python_payload()), key=other.key[3:])
     assert status == 403 and 'detail' in reply
@@ -358,8 +358,8 @@ def test_last_used_is_written_once_a_minute(http, project, services):
 
 def test_issue_page_shows_causes_request_and_contexts(client, services):
     from pageclient import PageClient
-    from pageclient import make_project as make_page_project
-    from pageclient import make_user
+    from factories import make_project as make_page_project
+    from factories import make_user
     from proliferate import db
     from proliferate.models import Issue
     owner = make_user('owner@example.com')

@@ -1,13 +1,12 @@
 """serve()'s Waitress settings: a trusted reverse proxy's headers are believed, others' not."""
 
 import json
-import threading
 import urllib.request
 
 import falcon
 
-from conftest import run_server
-from conftest import stop_server
+from pageclient import start_loop
+from pageclient import stop_server
 from proliferate.config import Config
 from proliferate.server import create_server
 
@@ -21,8 +20,7 @@ def seen_through(config):
     app = falcon.App()
     app.add_route('/', Echo())
     server = create_server(config, app)
-    thread = threading.Thread(target=run_server, args=(server,), daemon=True)
-    thread.start()
+    thread = start_loop(server)
     try:
         request = urllib.request.Request(
             f'http://127.0.0.1:{server.effective_port}/',

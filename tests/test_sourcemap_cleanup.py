@@ -6,7 +6,7 @@ import datetime
 import logging
 
 from apscheduler.triggers.cron import CronTrigger
-from conftest import make_project
+from factories import make_project
 from sourcemap_helpers import map_bytes
 
 from proliferate import db

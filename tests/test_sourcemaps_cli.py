@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from sourcemap_helpers import CDN
 from sourcemap_helpers import MIN
 from sourcemap_helpers import make_upload_token
@@ -92,6 +94,7 @@ def test_pairing_rules(live_server, read_api, project, tmp_path):
         'https://app.example.com/assets/js/main.js']}
 
 
+@pytest.mark.slow
 def test_refusals_are_reported(live_server, project, tmp_path):
     build = tmp_path / 'dist'
     shutil.copytree(MIN, build)
