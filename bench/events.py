@@ -8,9 +8,9 @@ import hashlib
 import json
 import random
 import uuid
+from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
-from datetime import timezone
 
 FINGERPRINT_COUNT = 50
 USER_COUNT = 1000
@@ -135,7 +135,7 @@ class EventSource:
     """
 
     def __init__(self, *, seed, api_key, now=None, pool_size=POOL_SIZE):
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         rng = random.Random(seed)
         self.seed = seed
         self._parts = []

@@ -94,7 +94,7 @@ def read_acks(payload, ids, *, batch):
     return acked, retry, rejected
 
 
-def run_load(*, host, port, source, start, events, batch, concurrency, seconds):
+def run_load(*, host, port, source, start, events, batch, concurrency, seconds):  # noqa: C901 (one request loop: every answer kind is counted where it arrives)
     """Send events start..start+events-1 (by `source`) in requests of `batch` events.
 
     batch == 1 posts single events to /api/v1/errors; batch > 1 posts arrays to
@@ -157,7 +157,7 @@ def run_load(*, host, port, source, start, events, batch, concurrency, seconds):
                     return connection
                 result.backpressure += 1
                 retry = set(retry)
-                indexes = [index for index, eid in zip(indexes, ids) if eid in retry]
+                indexes = [index for index, eid in zip(indexes, ids, strict=False) if eid in retry]
             elif response.status in (429, 503):
                 result.backpressure += 1
             else:

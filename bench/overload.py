@@ -62,7 +62,7 @@ def measure_ceiling(server, source, seconds, batch, concurrency=32):
     return result.acked / result.elapsed, result
 
 
-def offer(server, source, rate, seconds, first_index, batch):
+def offer(server, source, rate, seconds, first_index, batch):  # noqa: C901 (one open-loop sender: every answer kind is counted where it arrives)
     """Open loop at `rate` requests/s for `seconds` -> (status counts, figures).
 
     Batch results count as statuses too: 'ok'/'duplicate' as 202, 'rate_limited' as 429.

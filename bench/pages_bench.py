@@ -30,21 +30,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import falcon.testing  # noqa: E402
 
-from proliferate import times
 from proliferate import auth  # noqa: E402
-from proliferate.web import guard  # noqa: E402
 from proliferate import db  # noqa: E402
+from proliferate import times
 from proliferate.app import create_app  # noqa: E402
 from proliferate.config import Config  # noqa: E402
+from proliferate.ingest.normalize import normalize_event  # noqa: E402
+from proliferate.ingest.payload import encode_event  # noqa: E402
+from proliferate.ingest.writer import Writer  # noqa: E402
 from proliferate.models import Event  # noqa: E402
 from proliferate.models import Issue  # noqa: E402
 from proliferate.models import Membership  # noqa: E402
 from proliferate.models import Organization  # noqa: E402
 from proliferate.models import Project  # noqa: E402
 from proliferate.models import User  # noqa: E402
-from proliferate.ingest.normalize import normalize_event  # noqa: E402
-from proliferate.ingest.payload import encode_event  # noqa: E402
-from proliferate.ingest.writer import Writer  # noqa: E402
+from proliferate.web import guard  # noqa: E402
 
 TARGET_MS = 100
 DAYS = 30

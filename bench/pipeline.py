@@ -19,9 +19,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / 'bench'))
 
+import events  # noqa: E402
 import orjson  # noqa: E402
 
-import events  # noqa: E402
 from proliferate.ingest.normalize import normalize_event  # noqa: E402
 from proliferate.ingest.prepare import prepare_event  # noqa: E402
 from proliferate.times import utcnow  # noqa: E402

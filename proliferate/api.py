@@ -9,7 +9,6 @@ from proliferate import issues
 from proliferate import jsonapi
 from proliferate import orgs
 from proliferate import search
-from proliferate.times import iso
 from proliferate.models import DroppedCount
 from proliferate.models import Event
 from proliferate.models import Issue
@@ -17,6 +16,7 @@ from proliferate.models import IssueAccount
 from proliferate.models import IssueTag
 from proliferate.models import IssueUser
 from proliferate.models import Project
+from proliferate.times import iso
 
 MAX_LIMIT = 100
 
@@ -43,7 +43,7 @@ def query_int(req, name, default, low, high):
     try:
         value = int(raw)
     except ValueError:
-        raise falcon.HTTPBadRequest(description=f'{name}: must be an integer')
+        raise falcon.HTTPBadRequest(description=f'{name}: must be an integer') from None
     if not low <= value <= high:
         raise falcon.HTTPBadRequest(description=f'{name}: must be between {low} and {high}')
     return value
@@ -134,7 +134,7 @@ class IssueItem(Resource):
         try:
             media = orjson.loads(req.bounded_stream.read(65536) or b'null')
         except orjson.JSONDecodeError as error:
-            raise falcon.HTTPBadRequest(description=f'body is not valid JSON: {error}')
+            raise falcon.HTTPBadRequest(description=f'body is not valid JSON: {error}') from error
         status = media.get('status') if isinstance(media, dict) else None
         if status not in issues.STATUSES:
             raise falcon.HTTPBadRequest(description='status: must be unresolved, resolved or ignored')
@@ -153,7 +153,7 @@ class IssueEvents(Resource):
             try:
                 events = events.where(Event.id < int(before))
             except ValueError:
-                raise falcon.HTTPBadRequest(description='cursor: must be an integer')
+                raise falcon.HTTPBadRequest(description='cursor: must be an integer') from None
         rows = list(events.order_by(Event.id.desc()).limit(limit + 1))
         next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
         jsonapi.send(resp, {'events': [issues.event_json(r) for r in rows[:limit]], 'next': next_cursor})

@@ -10,13 +10,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError
 from argon2.exceptions import VerificationError
 
-from proliferate.times import utcnow
 from proliferate.models import ApiToken
 from proliferate.models import LoginAttempt
 from proliferate.models import Organization
 from proliferate.models import ProjectKey
 from proliferate.models import Session
 from proliferate.models import User
+from proliferate.times import utcnow
 
 TOKEN_PREFIXES = {'read': 'prt_', 'upload': 'pru_'}
 

@@ -119,7 +119,7 @@ def hold_exclusive(path):
     except sqlite3.OperationalError as error:
         connection.close()
         raise BackupError(f'the database {path} is in use ({error}): stop the server '
-                          '(`proliferate serve`) first, then restore')
+                          '(`proliferate serve`) first, then restore') from error
     return connection
 
 

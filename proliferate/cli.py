@@ -7,17 +7,15 @@ import logging
 import os
 import sys
 
-from proliferate import times
 from proliferate import __version__
 from proliferate import auth
-from proliferate import orgs
 from proliferate import backup
 from proliferate import db
-from proliferate.notifications import channel_check
-from proliferate.ingest import scrub
-from proliferate.sourcemaps import upload_cli
+from proliferate import orgs
+from proliferate import times
 from proliferate.config import SETTINGS
 from proliferate.config import Config
+from proliferate.ingest import scrub
 from proliferate.models import ApiToken
 from proliferate.models import Membership
 from proliferate.models import Organization
@@ -25,6 +23,8 @@ from proliferate.models import Project
 from proliferate.models import ProjectKey
 from proliferate.models import Session
 from proliferate.models import User
+from proliferate.notifications import channel_check
+from proliferate.sourcemaps import upload_cli
 
 
 class CommandError(Exception):
@@ -33,7 +33,7 @@ class CommandError(Exception):
 
 
 def add_settings(parser):
-    for name, kind, default, help_text in SETTINGS:
+    for name, kind, _default, help_text in SETTINGS:
         parser.add_argument('--' + name.replace('_', '-'), dest=name, default=None,
                             type=kind, help=f'{help_text} [PROLIFERATE_{name.upper()}]')
 
@@ -93,7 +93,8 @@ def build_parser():
     p.add_argument('project')
     add_settings(p)
 
-    token = sub.add_parser('token', help='read-API and upload tokens').add_subparsers(dest='action', required=True)
+    token = sub.add_parser('token', help='read-API and upload tokens').add_subparsers(
+        dest='action', required=True)
     p = token.add_parser('create', help='create a token for a user; prints it last (shown once)')
     p.add_argument('email')
     p.add_argument('--org', help='organization slug (default: the user\'s first)')
@@ -219,9 +220,10 @@ def cmd_project_set(args):
     if changes:
         Project.update(changes).where(Project.id == project.id).execute()
     project = Project.get_by_id(project.id)
+    limit = project.rate_limit_per_minute
     print(f'{project.slug}: scrub {"on" if project.scrub_enabled is not False else "off"}, '
           f'scrub keys {project.scrub_extra_keys or "-"}, max events {project.max_events or "-"}, '
-          f'rate limit {project.rate_limit_per_minute if project.rate_limit_per_minute is not None else "default"}'
+          f'rate limit {"default" if limit is None else limit}'
           ' (a running server sees it within key_cache_seconds)')
 
 

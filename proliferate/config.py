@@ -46,7 +46,8 @@ SETTINGS = (
     ('trusted_proxy_headers', str, 'x-forwarded-for x-forwarded-proto x-forwarded-host',
      'The X-Forwarded-* headers taken from the trusted proxy.'),
     ('sqlite_synchronous', str, 'FULL',
-     'SQLite synchronous pragma: FULL survives power loss (group commit makes it cheap), NORMAL only crashes.'),
+     'SQLite synchronous pragma: FULL survives power loss (group commit makes it cheap), '
+     'NORMAL only crashes.'),
     ('writer_queue_size', int, 20000, 'Events that may wait for the writer; beyond it ingest answers 429.'),
     ('writer_batch_size', int, 1000, 'Most events the writer commits in one transaction.'),
     ('max_event_bytes', int, 1024 * 1024, 'Largest body of POST /api/v1/errors (after gunzip).'),
@@ -72,16 +73,19 @@ SETTINGS = (
     ('smtp_from', str, 'proliferate@localhost', 'Sender address of notification email.'),
     # Source maps.
     ('sourcemap_retention_days', int, 90,
-     'Maps of releases older than this many days are deleted daily (the newest releases keep theirs); 0 keeps all.'),
+     'Maps of releases older than this many days are deleted daily (the newest releases keep '
+     'theirs); 0 keeps all.'),
     ('sourcemap_keep_releases', int, 10,
      'The source-map clean-up always keeps the maps of this many newest releases of each project.'),
     ('sourcemap_cache_mb', int, 256,
      'Memory the writer may hold in parsed source maps (a parsed map costs about 3x its JSON).'),
     ('server_url', str, '', 'Server that `proliferate sourcemaps upload` sends to (its --server).'),
-    ('upload_token', str, '', 'Upload token (pru_...) that `proliferate sourcemaps upload` sends (its --token).'),
+    ('upload_token', str, '',
+     'Upload token (pru_...) that `proliferate sourcemaps upload` sends (its --token).'),
     # Several processes on one database.
     ('leader_retry_seconds', float, 15.0,
-     'How often a process that does not run the scheduled jobs tries to take over (and the one that does checks its lock).'),
+     'How often a process that does not run the scheduled jobs tries to take over (and the one '
+     'that does checks its lock).'),
 )
 
 
@@ -144,7 +148,7 @@ def parse_value(name, kind, raw):
     try:
         return kind(raw)
     except ValueError:
-        raise ValueError(f'PROLIFERATE_{name.upper()}: expected {kind.__name__}, got {raw!r}')
+        raise ValueError(f'PROLIFERATE_{name.upper()}: expected {kind.__name__}, got {raw!r}') from None
 
 
 def validate(config):

@@ -131,7 +131,7 @@ def insert_rows(cursor, table, columns, rows, *, conflict='', returning=''):
     arrays = ', '.join(f'%s::{kind}[]' for _name, kind in columns)
     cursor.execute(f'INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}){tail}'  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
                    + (f' RETURNING {returning}' if returning else ''),
-                   [list(column) for column in zip(*rows)] if rows else [[] for _ in columns])
+                   [list(column) for column in zip(*rows, strict=False)] if rows else [[] for _ in columns])
     return cursor.fetchall() if returning else cursor.rowcount
 
 

@@ -6,13 +6,13 @@ import logging
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from proliferate import times
 from proliferate import backup
 from proliferate import db
+from proliferate import retention
+from proliferate import times
 from proliferate.notifications import digests
 from proliferate.notifications import outbox
 from proliferate.sourcemaps import releases
-from proliferate import retention
 
 log = logging.getLogger(__name__)
 

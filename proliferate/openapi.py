@@ -46,6 +46,9 @@ DATETIME = {'type': 'string', 'format': 'date-time', 'example': '2025-01-15T10:3
             'description': 'UTC, ISO 8601 with microseconds: 2025-01-15T10:30:00.123000Z'}
 NULLABLE_DATETIME = {**DATETIME, 'nullable': True}
 
+PEOPLE_LIMIT = {'name': 'limit', 'in': 'query', 'required': False,
+                'schema': {'type': 'integer', 'minimum': 1, 'maximum': 1000}}
+
 ISSUE = {
     'type': 'object',
     'required': ['id', 'fingerprint', 'type', 'title', 'culprit', 'level', 'status', 'event_count',
@@ -120,7 +123,8 @@ ISSUE_PARAMS = [
     _param('environment'), _param('release'),
     _param('level', schema={'type': 'string', 'enum': ['error', 'warning', 'info', '']}),
     _param('query'),
-    _param('sort', schema={'type': 'string', 'enum': ['last_seen', 'first_seen', 'events', 'users', 'accounts', '']}),
+    _param('sort', schema={'type': 'string',
+                           'enum': ['last_seen', 'first_seen', 'events', 'users', 'accounts', '']}),
     _param('cursor'), _param('limit', schema={'type': 'integer', 'minimum': 1, 'maximum': 100}),
 ]
 PAGE = [_param('cursor'), _param('limit', schema={'type': 'integer', 'minimum': 1, 'maximum': 100})]
@@ -188,11 +192,11 @@ def build_document():
             [_param('issue_id', 'path', ID)] + PAGE, errors=(400, 401, 404)),
         '/api/v1/issues/{issue_id}/users': _get('Affected users', {
             'type': 'object', 'properties': {'users': {'type': 'array', 'items': {'type': 'object'}}}},
-            [_param('issue_id', 'path', ID), _param('limit', schema={'type': 'integer', 'minimum': 1, 'maximum': 1000})],
+            [_param('issue_id', 'path', ID), PEOPLE_LIMIT],
             errors=(400, 401, 404)),
         '/api/v1/issues/{issue_id}/accounts': _get('Affected accounts', {
             'type': 'object', 'properties': {'accounts': {'type': 'array', 'items': {'type': 'object'}}}},
-            [_param('issue_id', 'path', ID), _param('limit', schema={'type': 'integer', 'minimum': 1, 'maximum': 1000})],
+            [_param('issue_id', 'path', ID), PEOPLE_LIMIT],
             errors=(400, 401, 404)),
         '/api/v1/projects/{project_id}/releases': _get(
             'Releases of a project with their source maps', {

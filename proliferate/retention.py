@@ -12,10 +12,10 @@ import time
 from peewee import fn
 
 from proliferate.db import database
-from proliferate.times import utcnow
 from proliferate.models import Event
 from proliferate.models import Issue
 from proliferate.models import Project
+from proliferate.times import utcnow
 
 log = logging.getLogger(__name__)
 

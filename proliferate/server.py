@@ -11,16 +11,16 @@ import time
 import waitress
 from waitress import wasyncore
 
-from proliferate import times
 from proliferate import db
+from proliferate import times
 from proliferate.app import create_app
 from proliferate.ingest.admission import DropCounter
 from proliferate.ingest.store import Store
-from proliferate.sourcemaps.upload_api import MAX_UPLOAD_BODY
+from proliferate.ingest.writer import Writer
 from proliferate.leader import Leader
 from proliferate.leader import lock_for
 from proliferate.sourcemaps.resolver import Resolver
-from proliferate.ingest.writer import Writer
+from proliferate.sourcemaps.upload_api import MAX_UPLOAD_BODY
 
 log = logging.getLogger(__name__)
 

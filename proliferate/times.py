@@ -6,7 +6,7 @@ import datetime
 
 def utcnow():
     """Naive UTC: the one kind of datetime the database holds."""
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
 
 
 def iso(value):
@@ -15,5 +15,5 @@ def iso(value):
     if value is None:
         return None
     if value.tzinfo is not None:
-        value = value.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(datetime.UTC).replace(tzinfo=None)
     return value.strftime('%Y-%m-%dT%H:%M:%S.%fZ')

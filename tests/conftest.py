@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 from argon2 import PasswordHasher
-
 from browser import chromium_browser  # noqa: F401  (session fixture, one Playwright for all modules)
-
 from factories import FakeClock
 from factories import database_url_for
 from factories import make_project
@@ -20,6 +18,7 @@ from factories import reset_database
 from pageclient import HttpClient
 from pageclient import start_server
 from pageclient import stop_server
+
 from proliferate import auth
 from proliferate import db
 from proliferate import times

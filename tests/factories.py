@@ -8,8 +8,8 @@ import types
 import uuid
 
 from proliferate import auth
-from proliferate import orgs
 from proliferate import db
+from proliferate import orgs
 from proliferate import times
 from proliferate.models import Organization
 from proliferate.models import Project

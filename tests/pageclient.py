@@ -13,9 +13,8 @@ import urllib.request
 from urllib.parse import urlencode
 
 import waitress
-from waitress import wasyncore
-
 from factories import PASSWORD
+from waitress import wasyncore
 
 FORM = 'application/x-www-form-urlencoded'
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

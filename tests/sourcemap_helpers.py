@@ -8,8 +8,8 @@ import uuid
 from pathlib import Path
 
 from proliferate import auth
-from proliferate import orgs
 from proliferate import db
+from proliferate import orgs
 from proliferate.models import Organization
 from proliferate.models import Project
 from proliferate.models import User
@@ -85,7 +85,7 @@ def post_stack(http, key, stack, release=None, event_id=None):
     event_id = event_id or uuid.uuid4().hex
     header, _, message = stack.split('\n', 1)[0].partition(': ')
     body = {'api_key': key, 'event_id': event_id, 'type': 'exception',
-            'timestamp': datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            'timestamp': datetime.datetime.now(datetime.UTC).isoformat(),
             'exception': {'type': header, 'message': message, 'stack': stack}}
     if release is not None:
         body['release'] = release

@@ -6,6 +6,7 @@ import datetime
 import pytest
 
 from proliferate.notifications import rules
+
 T = datetime.datetime(2025, 1, 15, 10, 30)  # a Wednesday
 
 

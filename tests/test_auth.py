@@ -7,21 +7,21 @@ import hashlib
 
 import falcon.testing
 import pytest
-
 from factories import FakeClock
 from factories import event
 from factories import make_project
 from factories import make_user
 from pageclient import PageClient
 from pageclient import send
-from proliferate import times
+
 from proliferate import auth
-from proliferate.web import guard
 from proliferate import db
+from proliferate import times
 from proliferate.app import create_app
 from proliferate.models import Issue
 from proliferate.models import LoginAttempt
 from proliferate.models import Session
+from proliferate.web import guard
 
 
 @pytest.fixture

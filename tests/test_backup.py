@@ -13,8 +13,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from factories import message_event
+
 from proliferate import backup
 from proliferate import db
 from proliferate import jobs

@@ -10,8 +10,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from datetime import UTC
 from datetime import datetime
-from datetime import timezone
 from pathlib import Path
 
 import falcon
@@ -35,7 +35,7 @@ def source():
 
 
 def test_events_are_deterministic_per_seed():
-    now = datetime(2025, 1, 15, 10, 30, tzinfo=timezone.utc)
+    now = datetime(2025, 1, 15, 10, 30, tzinfo=UTC)
     one = events.EventSource(seed=3, api_key=API_KEY, now=now, pool_size=64)
     same = events.EventSource(seed=3, api_key=API_KEY, now=now, pool_size=64)
     other = events.EventSource(seed=4, api_key=API_KEY, now=now, pool_size=64)

@@ -18,7 +18,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from seed import SEED_BATCH
 from seed import SEED_EVENT
 
@@ -34,7 +33,7 @@ BATCH = SEED_BATCH
 
 
 def now_iso(delta=datetime.timedelta()):
-    stamp = datetime.datetime.now(datetime.timezone.utc) - delta
+    stamp = datetime.datetime.now(datetime.UTC) - delta
     return stamp.strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z'
 
 

@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-
 from test_sdk_sentry import dsn_for
 from test_sdk_sentry import node_sdks
 

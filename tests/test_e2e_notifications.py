@@ -19,18 +19,9 @@ import urllib.request
 import uuid
 
 import pytest
-
 from factories import make_user
 from pageclient import HttpClient
 from pageclient import PageClient
-from proliferate import times
-from proliferate import db
-from proliferate import jobs
-from proliferate.config import Config
-from proliferate.models import Delivery
-from proliferate.models import NotificationPreference
-from proliferate.models import NotificationSettings
-from proliferate.models import Webhook
 from seed import SEED_EVENT
 from test_notify import Inbox
 from test_notify import Receiver
@@ -38,6 +29,15 @@ from test_notify import error
 from test_notify import free_port
 from test_notify import ingest
 from test_notify import start_smtp
+
+from proliferate import db
+from proliferate import jobs
+from proliferate import times
+from proliferate.config import Config
+from proliferate.models import Delivery
+from proliferate.models import NotificationPreference
+from proliferate.models import NotificationSettings
+from proliferate.models import Webhook
 
 BASE_URL = 'http://errors.example.test'
 

@@ -10,9 +10,8 @@ import urllib.parse
 import uuid
 import zlib
 
-import pytest
-
 import factories
+import pytest
 from pageclient import HttpClient
 
 TIMESTAMP = '2025-01-15T10:30:00.000Z'
@@ -149,7 +148,7 @@ def raw_exchange(base_url, request_bytes, *, send_all=True, timeout=10):
                 if not chunk:
                     break
                 data += chunk
-        except (ConnectionResetError, socket.timeout):
+        except (TimeoutError, ConnectionResetError):
             pass
     if not data.startswith(b'HTTP/'):
         return None

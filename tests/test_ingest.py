@@ -6,9 +6,8 @@ import json
 import time
 import uuid
 
-import pytest
-
 import factories
+import pytest
 from factories import make_project
 from seed import SEED_BATCH
 from seed import SEED_EVENT

@@ -3,8 +3,9 @@
 import threading
 
 from factories import FakeClock
-from proliferate import times
+
 from proliferate import db
+from proliferate import times
 from proliferate.ingest.admission import KeyCache
 from proliferate.models import ProjectKey
 

@@ -311,7 +311,7 @@ def test_no_import_circles():
             continue
         path = shortest_cycle(graph, component)
         steps = ' -> '.join(
-            f'{a} ({where(a, GRAPH[a][b])})' for a, b in zip(path, path[1:])) + f' -> {path[-1]}'
+            f'{a} ({where(a, GRAPH[a][b])})' for a, b in zip(path, path[1:], strict=False)) + f' -> {path[-1]}'
         circles.append(f'{steps}\n    (all of: {", ".join(component)})')
     assert not circles, report('import circles:', circles)
 

@@ -24,25 +24,25 @@ import types
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
-
-from factories import FakeClock
 from factories import START
+from factories import FakeClock
 from factories import event
 from factories import iso
 from factories import make_project
-from proliferate.notifications import rules
-from proliferate.issues import set_status
-from proliferate import orgs
+
 from proliferate import db
 from proliferate import jobs
-from proliferate.notifications import send
-from proliferate.notifications import outbox
-from proliferate.notifications import settings
+from proliferate import orgs
+from proliferate.issues import set_status
+from proliferate.jobs import build_scheduler
 from proliferate.models import Delivery
 from proliferate.models import Issue
 from proliferate.models import Organization
 from proliferate.models import Outbox
-from proliferate.jobs import build_scheduler
+from proliferate.notifications import outbox
+from proliferate.notifications import rules
+from proliferate.notifications import send
+from proliferate.notifications import settings
 
 BASE_URL = 'https://errors.example.test'
 STACK = "{type}: {message}\n    at {fn} (app.js:42:15)\n    at handleClick (app.js:120:5)"

@@ -14,19 +14,16 @@ import urllib.request
 from html.parser import HTMLParser
 
 import pytest
-
 from factories import PASSWORD
 from factories import event
 from factories import make_project
 from factories import make_user
 from pageclient import PageClient
 from pageclient import send
-from proliferate import times
-from proliferate.web import guard
+
 from proliferate import db
-from proliferate.web import templating
-from proliferate.web import routes
-from proliferate.web import urls
+from proliferate import times
+from proliferate.ingest.payload import encode_event
 from proliferate.models import ApiToken
 from proliferate.models import DroppedCount
 from proliferate.models import Event
@@ -36,7 +33,10 @@ from proliferate.models import IssueActivity
 from proliferate.models import Membership
 from proliferate.models import Project
 from proliferate.models import ProjectKey
-from proliferate.ingest.payload import encode_event
+from proliferate.web import guard
+from proliferate.web import routes
+from proliferate.web import templating
+from proliferate.web import urls
 
 HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(2)>"\'&'
 
@@ -141,6 +141,7 @@ def test_the_curl_snippet_runs_in_a_shell_against_the_server(config, services, l
     with urllib.request.urlopen(live_server + '/login') as response:
         assert response.status == 200
     import falcon.testing
+
     from proliferate.app import create_app
     # The page as the live server renders it: base URL from the request's Host header.
     app = create_app(config, writer=services.writer, drops=services.drops)
@@ -549,7 +550,7 @@ def test_source_mapped_frames_render_with_a_raw_toggle(client, browser, web):
     assert 'hidden' in original[:40]
     assert 'app.min.js' in shown_raw and 'line 1:4242' in shown_raw
     assert 'Invoice.tsx' not in shown_raw.split('</ol>')[0]
-    assert 'href="/issues/{}/events/{}?frames=raw"'.format(issue.id, row.id) in page
+    assert f'href="/issues/{issue.id}/events/{row.id}?frames=raw"' in page
 
 
 # -- safety ----------------------------------------------------------------------------------
@@ -936,6 +937,7 @@ def test_the_page_benchmark_builds_a_consistent_database(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / 'bench'))
     import pages_bench
     from peewee import fn
+
     from proliferate.models import IssueHourly
     from proliferate.models import IssueTag
     from proliferate.models import IssueUser

@@ -15,9 +15,9 @@ from sourcemap_helpers import source_line
 from sourcemap_helpers import stacks
 
 from proliferate import db
-from proliferate.web import urls
 from proliferate.models import Event
 from proliferate.models import Release
+from proliferate.web import urls
 
 
 def upload(client, token, release, url, data):

@@ -19,13 +19,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import factories
 import pytest
+from factories import make_project
 from peewee import fn
 
-import factories
-from factories import make_project
-from proliferate import times
 from proliferate import db
+from proliferate import times
 from proliferate.leader import FileLock
 from proliferate.leader import Leader
 from proliferate.leader import lock_for

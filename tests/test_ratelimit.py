@@ -8,7 +8,6 @@ import concurrent.futures
 import time
 
 import pytest
-
 from factories import FakeClock
 from factories import make_project
 from factories import make_token
@@ -16,6 +15,7 @@ from factories import message_event
 from pageclient import HttpClient
 from pageclient import start_server
 from pageclient import stop_server
+
 from proliferate import db
 from proliferate.app import create_app
 from proliferate.ingest.admission import RateLimiter

@@ -8,20 +8,20 @@ import types
 import uuid
 
 import pytest
-
 from factories import make_project
+
 from proliferate import db
 from proliferate import jobs
 from proliferate import retention
 from proliferate.config import Config
+from proliferate.ingest.normalize import normalize_event
 from proliferate.ingest.prepare import prepare_event
+from proliferate.jobs import build_scheduler
 from proliferate.models import Event
 from proliferate.models import Issue
 from proliferate.models import IssueHourly
 from proliferate.models import IssueUser
 from proliferate.models import Project
-from proliferate.ingest.normalize import normalize_event
-from proliferate.jobs import build_scheduler
 from proliferate.server import build_services
 
 NOW = datetime.datetime(2025, 6, 1, 12, 0)

@@ -9,6 +9,8 @@ import uuid
 
 import pytest
 import schemathesis
+from factories import make_project
+from factories import make_token
 from hypothesis import HealthCheck
 from hypothesis import Phase
 from hypothesis import given
@@ -17,9 +19,6 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis import checks
 from schemathesis.config import SchemathesisConfig
-
-from factories import make_project
-from factories import make_token
 
 pytestmark = pytest.mark.slow
 

@@ -11,9 +11,10 @@ from pathlib import Path
 from factories import make_project
 from factories import make_token
 from pageclient import HttpClient
+
 from proliferate import db
-from proliferate.models import Event
 from proliferate.ingest.payload import decode_event
+from proliferate.models import Event
 
 ROOT = Path(__file__).resolve().parent.parent
 CARD = '4111 1111 1111 1111'

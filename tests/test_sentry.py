@@ -343,8 +343,9 @@ def test_preflight(http, project):
 
 
 def test_last_used_is_written_once_a_minute(http, project, services):
-    from proliferate import db
     import time
+
+    from proliferate import db
     send(http, project, envelope(python_payload()), key=project.key[3:])
     deadline = time.monotonic() + 5
     while True:
@@ -357,9 +358,10 @@ def test_last_used_is_written_once_a_minute(http, project, services):
 
 
 def test_issue_page_shows_causes_request_and_contexts(client, services):
-    from pageclient import PageClient
     from factories import make_project as make_page_project
     from factories import make_user
+    from pageclient import PageClient
+
     from proliferate import db
     from proliferate.models import Issue
     owner = make_user('owner@example.com')

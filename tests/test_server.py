@@ -4,9 +4,9 @@ import json
 import urllib.request
 
 import falcon
-
 from pageclient import start_loop
 from pageclient import stop_server
+
 from proliferate.config import Config
 from proliferate.server import create_server
 

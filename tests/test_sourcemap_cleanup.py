@@ -12,11 +12,11 @@ from sourcemap_helpers import map_bytes
 from proliferate import db
 from proliferate import jobs
 from proliferate.config import Config
+from proliferate.jobs import build_scheduler
 from proliferate.models import Release
 from proliferate.models import SourceMap
 from proliferate.models import SourceMapCount
 from proliferate.sourcemaps.resolver import Resolver
-from proliferate.jobs import build_scheduler
 
 NOW = datetime.datetime(2026, 6, 1, 12, 0, 0)
 

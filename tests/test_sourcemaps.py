@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from proliferate.sourcemaps import decode
 from proliferate.ingest.grouping import parse_stack
+from proliferate.sourcemaps import decode
 from proliferate.sourcemaps.decode import InvalidSourceMap
 from proliferate.sourcemaps.decode import MapCache
 from proliferate.sourcemaps.decode import match_map

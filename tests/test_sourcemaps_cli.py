@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-
 from sourcemap_helpers import CDN
 from sourcemap_helpers import MIN
 from sourcemap_helpers import make_upload_token

@@ -520,7 +520,7 @@ def _python_blocks(lines):
         starts.insert(0, (0, None))
     blocks = []
     ends = [start - 1 for start, _ in starts][1:] + [len(lines)]
-    for (start, group_prefix), end in zip(starts, ends):
+    for (start, group_prefix), end in zip(starts, ends, strict=False):
         if group_prefix is None:
             blocks.append(lines[start:end])
             continue

@@ -110,9 +110,9 @@ def parse_timestamp(value, received_at):
             raise ValidationError('timestamp', 'must be a finite number')
         seconds = value / 1000 if value > 1e11 else value
         try:
-            parsed = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+            parsed = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
         except (OverflowError, OSError, ValueError):
-            raise ValidationError('timestamp', 'out of range')
+            raise ValidationError('timestamp', 'out of range') from None
     elif isinstance(value, str):
         text = value.strip()
         if len(text) > 64:
@@ -124,14 +124,14 @@ def parse_timestamp(value, received_at):
         try:
             parsed = datetime.datetime.fromisoformat(text)
         except ValueError:
-            raise ValidationError('timestamp', f'not an ISO 8601 date-time: {trim(value, 40)!r}')
+            raise ValidationError('timestamp', f'not an ISO 8601 date-time: {trim(value, 40)!r}') from None
     else:
         raise ValidationError('timestamp', f'must be a string, not {json_type(value)}')
     if parsed.tzinfo is not None:
         try:
-            parsed = parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+            parsed = parsed.astimezone(datetime.UTC).replace(tzinfo=None)
         except OverflowError:
-            raise ValidationError('timestamp', 'out of range')
+            raise ValidationError('timestamp', 'out of range') from None
     if parsed.year < 1970:
         raise ValidationError('timestamp', 'before 1970')
     if parsed > received_at + MAX_FUTURE:

@@ -12,6 +12,7 @@ import zlib
 import orjson
 
 from proliferate.ingest import grouping
+
 COMPRESSION_LEVEL = 6
 
 # Version 1. Never change a published version: add a new one (stored rows name theirs).

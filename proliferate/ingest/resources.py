@@ -87,7 +87,7 @@ def read_body(req, limit, encodings=ENCODINGS, unsupported=falcon.HTTPUnsupporte
     try:
         data, complete = decompress(body, encoding, limit + 1)
     except ValueError as error:
-        raise falcon.HTTPBadRequest(description=f'body is not valid {encoding}: {error}')
+        raise falcon.HTTPBadRequest(description=f'body is not valid {encoding}: {error}') from error
     if len(data) > limit or not complete:
         raise BodyTooLarge(f'decompressed body is over {limit} bytes', data[:HEAD_BYTES])
     return data
@@ -162,7 +162,7 @@ def parse_json(req, limit):
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise falcon.HTTPBadRequest(description=f'body is not valid JSON: {error}')
+        raise falcon.HTTPBadRequest(description=f'body is not valid JSON: {error}') from error
 
 
 class Ingest:
@@ -189,7 +189,7 @@ class Ingest:
             pending = self.usage.take()
             if pending:
                 try:
-                    self.writer.call(lambda: self.usage.write(pending))
+                    self.writer.call(lambda pending=pending: self.usage.write(pending))
                 except Exception as error:  # best effort: the next use writes it again
                     log.warning('ingest: last use of keys not recorded (%s)', error)
             if self.usage.done():
@@ -208,16 +208,16 @@ class Ingest:
                 self.drops.add(item['project_id'], 'backpressure')
             raise falcon.HTTPTooManyRequests(
                 description=f'the server is busy ({error}); retry later',
-                headers={'Retry-After': '1'})
+                headers={'Retry-After': '1'}) from error
         except WriterStopped:
             raise falcon.HTTPServiceUnavailable(description='the server is shutting down; retry',
-                                                headers={'Retry-After': '5'})
+                                                headers={'Retry-After': '5'}) from None
         try:
             return ticket.wait(COMMIT_TIMEOUT)
         except (TimeoutError, RuntimeError) as error:
             raise falcon.HTTPServiceUnavailable(
                 description=f'the event was not stored ({error}); retry it',
-                headers={'Retry-After': '5'})
+                headers={'Retry-After': '5'}) from error
 
     def read_json(self, req, limit):
         """The parsed body; a 413 is counted as too_large against the sender's project."""
@@ -260,7 +260,7 @@ class Errors(Ingest):
                 payload, received_at=received_at, header_key=header_key)
         except ValidationError as error:
             self.count_refusal(sender_key(payload, header_key), 'invalid')
-            raise falcon.HTTPBadRequest(description=str(error))
+            raise falcon.HTTPBadRequest(description=str(error)) from error
         found, problem = self.authenticate(api_key)
         if found is None:
             raise falcon.HTTPUnauthorized(description=problem)
@@ -340,7 +340,7 @@ class ErrorBatch(Ingest):
         per_project = events = None
         if accepted:
             statuses = self.commit([item for _index, item in accepted])
-            for (index, _item), status in zip(accepted, statuses):
+            for (index, _item), status in zip(accepted, statuses, strict=False):
                 results[index]['status'] = status
         for api_key in used:
             self.touch(api_key)

@@ -142,7 +142,7 @@ class SentryIngest(Ingest):
                                             client_ip=(req.remote_addr or None))
         except ValidationError as error:
             self.drops.add(project_id, 'invalid')
-            raise falcon.HTTPBadRequest(description=str(error))
+            raise falcon.HTTPBadRequest(description=str(error)) from error
         _project, project_limit, scrubber = found
         granted, limit, _remaining, wait = self.limiter.take(project_id, project_limit, 1)
         if not granted:
@@ -158,7 +158,7 @@ class SentryIngest(Ingest):
             seconds = (error.headers or {}).get('Retry-After', '1')
             raise falcon.HTTPTooManyRequests(
                 description=error.description,
-                headers={'Retry-After': seconds, 'X-Sentry-Rate-Limits': f'{seconds}::key'})
+                headers={'Retry-After': seconds, 'X-Sentry-Rate-Limits': f'{seconds}::key'}) from error
         self.touch('pk_' + key)
         jsonapi.send(resp, {'id': event['event_id']}, falcon.HTTP_200)
 
@@ -172,7 +172,7 @@ class Envelope(SentryIngest):
             header, items = parse_envelope(body)
         except EnvelopeError as error:
             self.count_key_refusal(project_id, public_key(req), 'invalid')
-            raise falcon.HTTPBadRequest(description=f'malformed envelope: {error}')
+            raise falcon.HTTPBadRequest(description=f'malformed envelope: {error}') from error
         body = None
         key = public_key(req, header)
         found = self.admit(project_id, key)
@@ -191,7 +191,7 @@ class Envelope(SentryIngest):
                 events.append(item_json(payload, f'item {index + 1} (event)'))
             except EnvelopeError as error:
                 self.drops.add(project_id, 'invalid')
-                raise falcon.HTTPBadRequest(description=f'malformed envelope: {error}')
+                raise falcon.HTTPBadRequest(description=f'malformed envelope: {error}') from error
         header_id = clean_event_id(header.get('event_id'))
         if not events:
             # Sessions, transactions, client reports...: accepted, not stored.
@@ -215,7 +215,7 @@ class Store(SentryIngest):
             payload = item_json(body, 'body')
         except EnvelopeError as error:
             self.drops.add(project_id, 'invalid')
-            raise falcon.HTTPBadRequest(description=f'not a JSON event: {error}')
+            raise falcon.HTTPBadRequest(description=f'not a JSON event: {error}') from error
         self.store(req, resp, project_id, key, found, payload, None)
 
 

@@ -10,7 +10,7 @@ import collections
 import logging
 import operator
 import re
-from typing import Callable
+from collections.abc import Callable
 from typing import NamedTuple
 
 import orjson
@@ -77,7 +77,7 @@ class Store:
                          'reading it again', error)
             again, still_fresh = self.dedupe(fresh)
             kept = []
-            for position, status in zip(positions, again):
+            for position, status in zip(positions, again, strict=False):
                 statuses[position] = status
                 if status == 'ok':
                     kept.append(position)
@@ -125,7 +125,7 @@ class Store:
 
     def flush_drops(self, statuses, items):
         counts = self.drops.take()
-        for item, status in zip(items, statuses):
+        for item, status in zip(items, statuses, strict=False):
             if status == 'duplicate':
                 counts[item['project_id'], 'duplicate'] += 1
         if counts:

@@ -111,7 +111,7 @@ def up(migrator, db):
     # The detector starts after the events that exist now: an upgrade must not read years of
     # history as one spike.
     start = db.execute_sql('SELECT COALESCE(MAX(id), 0) FROM event').fetchone()[0]
-    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
     NotificationCursor.insert(name='triggers', event_id=start, updated_at=now).execute()
 
 

@@ -6,6 +6,8 @@ import datetime
 
 from peewee import JOIN
 
+from proliferate.models import Delivery
+from proliferate.models import Webhook
 from proliferate.notifications import rules
 from proliferate.notifications import send
 from proliferate.notifications.settings import active_webhooks
@@ -13,8 +15,6 @@ from proliferate.notifications.settings import load_prefs
 from proliferate.notifications.settings import members
 from proliferate.notifications.transactions import connection
 from proliferate.notifications.transactions import write
-from proliferate.models import Delivery
-from proliferate.models import Webhook
 
 
 def send_test(config, org, now, *, writer=None, ssl_context=None, to=None):

@@ -7,6 +7,16 @@ import collections
 from peewee import fn
 
 from proliferate import db
+from proliferate.models import Delivery
+from proliferate.models import Issue
+from proliferate.models import IssueAccount
+from proliferate.models import IssueHourly
+from proliferate.models import IssueTag
+from proliferate.models import IssueUser
+from proliferate.models import NotificationSettings
+from proliferate.models import Organization
+from proliferate.models import Outbox
+from proliferate.models import Project
 from proliferate.notifications import rules
 from proliferate.notifications import send
 from proliferate.notifications.outbox import deliver_pending
@@ -18,16 +28,6 @@ from proliferate.notifications.settings import members
 from proliferate.notifications.transactions import CHUNK
 from proliferate.notifications.transactions import connection
 from proliferate.notifications.transactions import write
-from proliferate.models import Delivery
-from proliferate.models import Issue
-from proliferate.models import IssueAccount
-from proliferate.models import IssueHourly
-from proliferate.models import IssueTag
-from proliferate.models import IssueUser
-from proliferate.models import NotificationSettings
-from proliferate.models import Organization
-from proliferate.models import Outbox
-from proliferate.models import Project
 
 
 def issue_environments(issue_ids):

@@ -12,6 +12,15 @@ from peewee import JOIN
 from peewee import fn
 
 from proliferate import db
+from proliferate.ingest import payload
+from proliferate.models import Delivery
+from proliferate.models import Event
+from proliferate.models import Issue
+from proliferate.models import NotificationCooldown
+from proliferate.models import Organization
+from proliferate.models import Outbox
+from proliferate.models import Project
+from proliferate.models import Webhook
 from proliferate.notifications import rules
 from proliferate.notifications import send
 from proliferate.notifications.settings import active_webhooks
@@ -22,15 +31,6 @@ from proliferate.notifications.transactions import connection
 from proliferate.notifications.transactions import write
 from proliferate.notifications.triggers import detect_triggers
 from proliferate.notifications.triggers import record_triggers
-from proliferate.ingest import payload
-from proliferate.models import Delivery
-from proliferate.models import Event
-from proliferate.models import Issue
-from proliferate.models import NotificationCooldown
-from proliferate.models import Organization
-from proliferate.models import Outbox
-from proliferate.models import Project
-from proliferate.models import Webhook
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from jinja2 import select_autoescape
 
 from proliferate import __version__
 from proliferate.notifications import rules
+
 log = logging.getLogger(__name__)
 
 TIMEOUT = 10  # seconds per SMTP or HTTP operation: a dead server costs a run at most this
@@ -106,7 +107,7 @@ class SmtpSender:
             if smtp is not None:
                 smtp.close()
             # Retried: a login refused today is often a password fixed tomorrow.
-            raise SendError(f'SMTP {config.smtp_host}:{config.smtp_port}: {describe(error)}')
+            raise SendError(f'SMTP {config.smtp_host}:{config.smtp_port}: {describe(error)}') from error
         self.smtp = smtp
         return self
 
@@ -119,13 +120,13 @@ class SmtpSender:
         except smtplib.SMTPRecipientsRefused as error:
             codes = [code for code, _msg in error.recipients.values()]
             raise SendError(f'recipient refused: {error.recipients}',
-                            permanent=all(code >= 500 for code in codes))
+                            permanent=all(code >= 500 for code in codes)) from error
         except smtplib.SMTPResponseException as error:
-            raise SendError(describe(error), permanent=error.smtp_code >= 500)
+            raise SendError(describe(error), permanent=error.smtp_code >= 500) from error
         except (OSError, smtplib.SMTPException) as error:
             # The connection is gone: the rest of this run's email fails the same way.
             self.broken = SendError(describe(error))
-            raise self.broken
+            raise self.broken from error
 
     def close(self):
         if self.smtp is not None:
@@ -194,9 +195,9 @@ def post_webhook(url, body, headers, timeout=TIMEOUT):
         # 4xx (bad URL, revoked Slack hook) will not heal by itself; 408/425/429 and 5xx may.
         permanent = 300 <= code < 500 and code not in (408, 425, 429)
         raise SendError(f'HTTP {code} {error.reason}' + (f': {snippet}' if snippet else ''),
-                        permanent=permanent)
+                        permanent=permanent) from error
     except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
-        raise SendError(describe(error))
+        raise SendError(describe(error)) from error
 
 
 def webhook_body(kind, message):

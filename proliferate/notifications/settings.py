@@ -4,14 +4,14 @@ on the writer). No sending; decisions and form parsing live in rules.py."""
 
 from peewee import JOIN
 
-from proliferate.notifications import rules
-from proliferate.notifications import send
-from proliferate.times import utcnow
 from proliferate.models import Membership
 from proliferate.models import NotificationPreference
 from proliferate.models import NotificationSettings
 from proliferate.models import User
 from proliferate.models import Webhook
+from proliferate.notifications import rules
+from proliferate.notifications import send
+from proliferate.times import utcnow
 
 
 def load_prefs(org_ids):

@@ -136,7 +136,7 @@ class Releases:
         try:
             media = orjson.loads(body or b'null')
         except orjson.JSONDecodeError as error:
-            raise falcon.HTTPBadRequest(description=f'body is not valid JSON: {error}')
+            raise falcon.HTTPBadRequest(description=f'body is not valid JSON: {error}') from error
         if not isinstance(media, dict):
             raise falcon.HTTPBadRequest(description='body must be a JSON object: {"version": ...}')
         project = token_project(token, media.get('project'))
@@ -184,7 +184,7 @@ def read_form(req):
             try:
                 fields[name] = data.decode('utf-8')
             except UnicodeDecodeError:
-                raise falcon.HTTPBadRequest(description=f'{name}: not UTF-8')
+                raise falcon.HTTPBadRequest(description=f'{name}: not UTF-8') from None
         else:
             part.stream.read()  # skipped: unknown parts are ignored, not an error
     return fields
@@ -218,7 +218,7 @@ class SourceMaps:
         try:
             index = parse_sourcemap(map_data)
         except InvalidSourceMap as error:
-            raise falcon.HTTPBadRequest(description=f'sourcemap: {error}')
+            raise falcon.HTTPBadRequest(description=f'sourcemap: {error}') from error
         sources = len(index.sources)
         with_content = sum(1 for i in range(sources) if index.context(i, 1)[1] is not None)
         del index

@@ -122,11 +122,11 @@ def request(server, token, path, body, content_type):
         if isinstance(error.reason, (BrokenPipeError, ConnectionResetError)):
             # Waitress closes the connection on a body over its max_request_body_size.
             raise UploadError(f'{server} closed the connection while receiving {len(body):,} '
-                              'bytes: the request is larger than the server accepts')
-        raise UploadError(f'cannot reach {server}: {error.reason}')
+                              'bytes: the request is larger than the server accepts') from error
+        raise UploadError(f'cannot reach {server}: {error.reason}') from error
     except (BrokenPipeError, ConnectionResetError):
         raise UploadError(f'{server} closed the connection while receiving {len(body):,} bytes: '
-                          'the request is larger than the server accepts')
+                          'the request is larger than the server accepts') from None
 
 
 def upload(directory, *, release, server, token, url_prefix=None, out=print):

@@ -10,13 +10,13 @@ import re
 import falcon
 
 from proliferate import paths
-from proliferate.web import guard
-from proliferate.web import templating
-from proliferate.web import urls
-from proliferate.times import utcnow
 from proliferate.models import Membership
 from proliferate.models import Organization
 from proliferate.models import Project
+from proliferate.times import utcnow
+from proliferate.web import guard
+from proliferate.web import templating
+from proliferate.web import urls
 
 # Messages shown after a redirect (?notice=...): fixed texts, so a link cannot put words on a page.
 NOTICES = {

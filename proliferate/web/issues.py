@@ -12,14 +12,14 @@ import orjson
 from peewee import JOIN
 from peewee import fn
 
-from proliferate.web import guard
-from proliferate.web import charts
 from proliferate import db
-from proliferate.issues import event_json
-from proliferate.issues import STATUSES
-from proliferate.issues import set_status
 from proliferate import search
-from proliferate.web import urls
+from proliferate.ingest.payload import decode_event
+from proliferate.ingest.payload import decode_json
+from proliferate.ingest.useragent import parse_user_agent
+from proliferate.issues import STATUSES
+from proliferate.issues import event_json
+from proliferate.issues import set_status
 from proliferate.models import Event
 from proliferate.models import Issue as IssueRow
 from proliferate.models import IssueAccount
@@ -29,10 +29,10 @@ from proliferate.models import IssueTag
 from proliferate.models import IssueUser
 from proliferate.models import Project
 from proliferate.models import User
+from proliferate.web import charts
+from proliferate.web import guard
+from proliferate.web import urls
 from proliferate.web.base import Page
-from proliferate.ingest.payload import decode_event
-from proliferate.ingest.payload import decode_json
-from proliferate.ingest.useragent import parse_user_agent
 
 PAGE_SIZE = 25
 EVENTS_PAGE = 25

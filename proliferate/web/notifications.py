@@ -8,18 +8,18 @@ import falcon
 from peewee import JOIN
 from peewee import fn
 
-from proliferate.notifications import rules
-from proliferate.web import guard
-from proliferate.notifications import send
-from proliferate.notifications import channel_check
-from proliferate.notifications import settings
-from proliferate.web import urls
 from proliferate.models import Delivery
 from proliferate.models import Issue
 from proliferate.models import NotificationPreference
 from proliferate.models import NotificationSettings
 from proliferate.models import Webhook
+from proliferate.notifications import channel_check
+from proliferate.notifications import rules
+from proliferate.notifications import send
+from proliferate.notifications import settings
 from proliferate.orgs import MANAGERS
+from proliferate.web import guard
+from proliferate.web import urls
 from proliferate.web.base import Page
 
 STATUSES = ('pending', 'sent', 'failed', 'held', 'folded')

@@ -10,8 +10,6 @@ import falcon
 
 from proliferate import auth
 from proliferate import orgs
-from proliferate.web import guard
-from proliferate.web import urls
 from proliferate.models import ApiToken
 from proliferate.models import Invite
 from proliferate.models import Membership
@@ -19,9 +17,10 @@ from proliferate.models import Organization
 from proliferate.models import User
 from proliferate.orgs import MANAGERS
 from proliferate.orgs import ROLES
+from proliferate.web import guard
+from proliferate.web import urls
 from proliferate.web.base import Page
 from proliferate.web.base import base_url
-
 
 # -- writes (each runs on the writer) --------------------------------------------------------
 

@@ -10,13 +10,13 @@ import falcon
 from peewee import fn
 
 from proliferate import orgs
-from proliferate.web import guard
-from proliferate.web import urls
 from proliferate.models import DroppedCount
 from proliferate.models import Issue
 from proliferate.models import Project
 from proliferate.models import ProjectKey
 from proliferate.orgs import MANAGERS
+from proliferate.web import guard
+from proliferate.web import urls
 from proliferate.web.base import Page
 from proliferate.web.base import base_url
 

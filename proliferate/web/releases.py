@@ -5,11 +5,11 @@ and how many frames each map resolved. Read-only; uploads happen through the API
 import falcon
 from peewee import fn
 
-from proliferate.web import guard
-from proliferate.sourcemaps import releases
 from proliferate.models import Issue
 from proliferate.models import Release
 from proliferate.models import SourceMap
+from proliferate.sourcemaps import releases
+from proliferate.web import guard
 from proliferate.web import urls
 from proliferate.web.base import Page
 

@@ -49,7 +49,7 @@ class Setup(Page):
                 values, password_hash, ip=ip, user_agent=agent, now=self.clock()))
         except orgs.Refused as error:
             if User.select().exists():
-                raise falcon.HTTPSeeOther(urls.home())
+                raise falcon.HTTPSeeOther(urls.home()) from error
             self.render(req, resp, 'setup.html', status=falcon.HTTP_400, error=str(error),
                         values=values)
             return

@@ -18,6 +18,7 @@ from markupsafe import Markup
 
 from proliferate import __version__
 from proliferate.web import urls
+
 # The header navigation of an organization: (label, function of the organization's slug -> URL).
 # A new section adds one row here; a page marks its row with {% set section = 'Label' %}.
 NAV = [
@@ -140,7 +141,7 @@ def crumb_time(value):
     if isinstance(value, (int, float)):
         seconds = value / 1000 if value > 1e11 else value
         try:
-            stamp = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+            stamp = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
         except (OverflowError, OSError, ValueError):
             return str(value)
         return stamp.strftime('%H:%M:%S.') + f'{stamp.microsecond // 1000:03d}'

@@ -6,6 +6,7 @@ from urllib.parse import quote
 from urllib.parse import urlencode
 from urllib.parse import urlsplit
 
+
 def with_query(path, params):
     """path?params, leaving out None and '' values (the pages' defaults)."""
     pairs = [(k, v) for k, v in (params or {}).items() if v is not None and v != '']
