@@ -36,7 +36,7 @@ PRAGMAS = (
 
 
 
-# PostgreSQL (issue 9). Each process keeps a pool: a request takes a connection and gives it
+# PostgreSQL. Each process keeps a pool: a request takes a connection and gives it
 # back instead of starting a server backend per request (~3 ms each). The pool pings a
 # connection when handing it out and drops dead ones, and replaces connections older than
 # POOL_RECYCLE seconds, so a restarted server, a failover or a proxy's idle timeout does not
@@ -112,8 +112,8 @@ def insert_rows(cursor, table, columns, rows, *, conflict='', returning=''):
     """INSERT rows (tuples in the order of columns, [(name, PostgreSQL type)]) followed by the
     conflict clause -> the RETURNING rows when returning names columns, else how many rows were
     inserted. SQLite: executemany (or VALUES lists of 100 rows for RETURNING), in process and
-    cheap. PostgreSQL: ONE statement whatever the number of rows, an array per column unnested
-    (issue 9): row-by-row statements cost ~150 us each there, a 1,000-event batch 0.15 s."""
+    cheap. PostgreSQL: ONE statement whatever the number of rows, an array per column unnested:
+    row-by-row statements cost ~150 us each there, a 1,000-event batch 0.15 s."""
     names = ', '.join(name for name, _kind in columns)
     tail = f' {conflict}' if conflict else ''
     if is_sqlite():
@@ -241,7 +241,7 @@ def checkpoint_wal():
     with database.connection_context():
         # PASSIVE never waits: it copies what no reader still needs. TRUNCATE then gets only a
         # short wait, because while it waits for a reader's old snapshot (a page being rendered)
-        # it blocks new writers: with the 5 s busy timeout ingest stalled 5 s (issue 7).
+        # it blocks new writers: with the 5 s busy timeout ingest stalled 5 s.
         database.execute_sql('PRAGMA wal_checkpoint(PASSIVE)')
         database.execute_sql(f'PRAGMA busy_timeout = {CHECKPOINT_WAIT_MS}')
         try:

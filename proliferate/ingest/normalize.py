@@ -1,6 +1,6 @@
 """Pure: every accepted payload shape -> one internal event dict, validated and trimmed.
 
-Shapes: the documented API (../shared/api/error-ingestion.md), and what the published Python
+Shapes: the documented ingest API (README, "Ingest API"), and what the published Python
 SDK sends (proliferate-ai 0.1.1+/0.2.x: no type or level, exception.value / exception.stacktrace,
 context.user and context.tags, platform, trace_id). Renaming from wire names happens only here.
 No I/O; the one exception raised is ValidationError.
