@@ -26,6 +26,7 @@ PURE = frozenset((
     'proliferate.web.urls',
     'proliferate.sourcemaps.decode',
     'proliferate.times',
+    'proliferate.paths',
 ))
 
 # Libraries (and the standard library's modules) that reach a database, the network, files,
