@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _find_dir(name):
     """templates/ and static/ sit beside the package in a checkout; a wheel installs them under
-    <prefix>/share/proliferate (setup.cfg data_files)."""
+    <prefix>/share/proliferate (setup.cfg data_files); the single-file build (.ci/build-binary)
+    carries them in the directory it unpacks itself to, sys._MEIPASS."""
+    if getattr(sys, 'frozen', False):
+        return Path(sys._MEIPASS) / name
     here = ROOT / name
     if here.is_dir():
         return here
