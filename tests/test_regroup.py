@@ -97,6 +97,9 @@ def old_database(config, tmp_path):
     db.open_database(config.database_url)
     database = db.database
     with database.connection_context():
+        if not db.is_sqlite():  # one PostgreSQL database for the whole run: start it afresh
+            database.execute_sql('DROP SCHEMA public CASCADE')
+            database.execute_sql('CREATE SCHEMA public')
         with db.migration_lock():
             migrations.run(database.obj, str(old))
         with database.atomic():
