@@ -2,6 +2,10 @@
 regresses its issue, no new issue, no new-issue alert), a library error names the application's
 function, custom fingerprints (documented API and Sentry), merge and unmerge through the API."""
 
+import os
+import pathlib
+import subprocess
+import sys
 import uuid
 
 import orjson
@@ -166,3 +170,25 @@ def test_merge_and_unmerge_through_the_api(http, read_api, project):
         assert status == 400, (path, payload, reply)
     assert read_api.request('POST', f'/api/v1/issues/{prices["id"]}/merge',
                             {'issues': [999999]})[0] == 404
+
+
+def test_project_patterns_from_the_command_line(config, http, read_api, project):
+    env = {**os.environ, 'PROLIFERATE_DATABASE_URL': config.database_url}
+    done = subprocess.run(
+        [sys.executable, '-m', 'proliferate', 'project', 'set', project.slug,
+         '--in-app', 'node_modules/@acme/', '--library', 'https://cdn.example.com/, /vendor-lib/'],
+        cwd=pathlib.Path(__file__).resolve().parent.parent, env=env, capture_output=True,
+        text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert 'in-app node_modules/@acme/, library https://cdn.example.com/, /vendor-lib/' in done.stdout
+    # Before the key's first event: the key cache reads the patterns with the key.
+    stack = ('TypeError: bad\n'
+             '    at draw (https://cdn.example.com/chart.js:1:10)\n'
+             '    at render (https://shop.example.com/node_modules/@acme/ui/index.js:2:20)\n'
+             '    at main (https://shop.example.com/node_modules/react/index.js:9:1)')
+    event = {'api_key': project.key, 'event_id': uuid.uuid4().hex,
+             'timestamp': '2025-01-15T10:30:00Z', 'type': 'exception',
+             'exception': {'type': 'TypeError', 'message': 'bad', 'stack': stack}}
+    assert http.post('/api/v1/errors', event)[0] == 202
+    [issue] = issues_of(read_api, project)
+    assert issue['culprit'] == 'render in index.js'

@@ -132,3 +132,37 @@ def test_merge_from_the_list_and_unmerge_from_the_issue_page(client, browser, we
     # The merged issue's own log moves with it.
     assert kinds == ['created', 'created', 'merged', 'unmerged', 'unmerged', 'merged']
     assert users == {owner.id}
+
+
+def widget_event(key, function):
+    stack = (f'TypeError: bad\n    at {function} (https://cdn.example.com/widget.js:1:10)\n'
+             '    at mount (https://shop.example.com/app.js:2:20)\n'
+             '    at main (https://shop.example.com/app.js:9:1)')
+    return event(key, exception={'type': 'TypeError', 'message': 'bad', 'stack': stack})
+
+
+def test_project_patterns_are_previewed_then_saved_and_regroup(client, browser, web):
+    send(client, widget_event(web.key, 'w1'), widget_event(web.key, 'w2'))
+    assert len(issues_of(web.id)) == 2  # the CDN's frames count as application code
+    settings = f'/projects/{web.id}/settings'
+    browser.get(settings)
+    fields = {'name': 'web', 'rate_limit_per_minute': '', 'in_app_patterns': '',
+              'library_patterns': ' https://cdn.example.com/ ,, '}
+    page = browser.post(settings, fields)
+    assert page.status_code == 200
+    text = text_of(page.text)
+    assert 'newest 2 events (now in 2 issues)' in text
+    assert '2 issues would merge into 1' in text and 'no issue would split' in text
+    with db.database.connection_context():
+        assert Project.get_by_id(web.id).library_patterns == ''  # not saved yet
+    result = browser.post(settings, {**fields, 'confirm': 'grouping'})
+    assert result.status_code == 303
+    with db.database.connection_context():
+        assert Project.get_by_id(web.id).library_patterns == 'https://cdn.example.com/'
+    [issue] = issues_of(web.id)
+    assert issue.event_count == 2
+    # New events follow the patterns: into the same issue, blamed on the application.
+    send(client, widget_event(web.key, 'w3'))
+    [issue] = issues_of(web.id)
+    assert issue.event_count == 3
+    assert browser.get(f'/issues/{issue.id}').text.count('1 library frame<') == 1

@@ -83,6 +83,13 @@ def split_patterns(text):
     return [part.strip() for part in (text or '').split(',') if part.strip()]
 
 
+def clean_patterns(text):
+    """Comma-separated patterns as a project stores them: blanks dropped, at most
+    grouping.MAX_RULE_PATTERNS of them, each cut to grouping.MAX_RULE_CHARS."""
+    parts = split_patterns(text)[:grouping.MAX_RULE_PATTERNS]
+    return ', '.join(part[:grouping.MAX_RULE_CHARS] for part in parts)
+
+
 def rules_for(in_app, library):
     """A project's stored patterns -> grouping.InAppRules; None when it has none (the built-in
     rules), so most projects pay nothing."""
