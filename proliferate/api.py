@@ -1,5 +1,6 @@
 """The JSON read API under /api/v1 (bearer tokens). Read-only but for issue status changes,
-which go through the writer. A token sees only its own organization's projects.
+merges and unmerges, which go through the writer. A token sees only its own organization's
+projects.
 """
 
 import falcon
@@ -110,7 +111,9 @@ class ProjectIssues(Resource):
         rows, next_cursor = search.page_issues(
             matching, sort=sort, cursor=req.get_param('cursor'),
             limit=query_int(req, 'limit', 50, 1, MAX_LIMIT))
-        jsonapi.send(resp, {'issues': [issues.issue_json(i) for i in rows], 'next': next_cursor})
+        prints = issues.fingerprints_of([i.id for i in rows])
+        jsonapi.send(resp, {'issues': [issues.issue_json(i, prints.get(i.id, [])) for i in rows],
+                            'next': next_cursor})
 
 
 class IssueItem(Resource):
@@ -131,15 +134,65 @@ class IssueItem(Resource):
     def on_patch(self, req, resp, issue_id):
         token = jsonapi.require_token(req)
         issue = self.issue(token, issue_id)
-        try:
-            media = orjson.loads(req.bounded_stream.read(65536) or b'null')
-        except orjson.JSONDecodeError as error:
-            raise falcon.HTTPBadRequest(description=f'body is not valid JSON: {error}') from error
+        media = read_body(req)
         status = media.get('status') if isinstance(media, dict) else None
         if status not in issues.STATUSES:
             raise falcon.HTTPBadRequest(description='status: must be unresolved, resolved or ignored')
         self.writer.call(lambda: issues.set_status(issue.id, status, user_id=token.user_id))
         jsonapi.send(resp, issues.issue_json(Issue.get_by_id(issue.id)))
+
+
+def read_body(req):
+    try:
+        return orjson.loads(req.bounded_stream.read(65536) or b'null')
+    except orjson.JSONDecodeError as error:
+        raise falcon.HTTPBadRequest(description=f'body is not valid JSON: {error}') from error
+
+
+class IssueMerge(Resource):
+    """POST /api/v1/issues/{id}/merge {"issues": [ids]}: those issues merge into this one."""
+
+    def __init__(self, writer):
+        self.writer = writer
+
+    def on_post(self, req, resp, issue_id):
+        token = jsonapi.require_token(req)
+        issue = self.issue(token, issue_id)
+        media = read_body(req)
+        wanted = media.get('issues') if isinstance(media, dict) else None
+        if (not isinstance(wanted, list) or not wanted
+                or not all(isinstance(i, int) and not isinstance(i, bool) for i in wanted)):
+            raise falcon.HTTPBadRequest(description='issues: a non-empty array of issue ids')
+        for other in set(wanted) - {issue.id}:
+            self.issue(token, other)  # 404 for an issue of another organization
+        try:
+            merged = self.writer.call(lambda: issues.merge_issues(
+                issue.id, wanted, user_id=token.user_id))
+        except issues.GroupingError as error:
+            raise falcon.HTTPBadRequest(description=str(error)) from error
+        jsonapi.send(resp, issues.issue_json(merged))
+
+
+class IssueUnmerge(Resource):
+    """POST /api/v1/issues/{id}/unmerge {"fingerprint": "..."}: that fingerprint leaves the
+    issue for a new one, with its events; 201 with the new issue."""
+
+    def __init__(self, writer):
+        self.writer = writer
+
+    def on_post(self, req, resp, issue_id):
+        token = jsonapi.require_token(req)
+        issue = self.issue(token, issue_id)
+        media = read_body(req)
+        fingerprint = media.get('fingerprint') if isinstance(media, dict) else None
+        if not isinstance(fingerprint, str) or not fingerprint:
+            raise falcon.HTTPBadRequest(description='fingerprint: one of the issue\'s fingerprints')
+        try:
+            new = self.writer.call(lambda: issues.unmerge(
+                issue.id, fingerprint, user_id=token.user_id))
+        except issues.GroupingError as error:
+            raise falcon.HTTPBadRequest(description=str(error)) from error
+        jsonapi.send(resp, issues.issue_json(new), falcon.HTTP_201)
 
 
 class IssueEvents(Resource):

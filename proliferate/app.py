@@ -97,6 +97,8 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
     app.add_route('/api/v1/projects/{project_id:int}/issues', api.ProjectIssues())
     app.add_route('/api/v1/projects/{project_id:int}/events/{event_id}', api.ProjectEvent())
     app.add_route('/api/v1/issues/{issue_id:int}', api.IssueItem(writer))
+    app.add_route('/api/v1/issues/{issue_id:int}/merge', api.IssueMerge(writer))
+    app.add_route('/api/v1/issues/{issue_id:int}/unmerge', api.IssueUnmerge(writer))
     app.add_route('/api/v1/issues/{issue_id:int}/events', api.IssueEvents())
     app.add_route('/api/v1/issues/{issue_id:int}/users', api.IssueUsers())
     app.add_route('/api/v1/issues/{issue_id:int}/accounts', api.IssueAccounts())

@@ -16,6 +16,7 @@ from proliferate import times
 from proliferate.config import SETTINGS
 from proliferate.config import Config
 from proliferate.ingest import scrub
+from proliferate.ingest.admission import clean_patterns
 from proliferate.models import ApiToken
 from proliferate.models import Membership
 from proliferate.models import Organization
@@ -80,6 +81,12 @@ def build_parser():
                    help='keep at most N events of the project (0: no maximum)')
     p.add_argument('--rate-limit', metavar='N', type=int,
                    help='events per minute (0: no limit, -1: the server default)')
+    p.add_argument('--in-app', metavar='PATTERNS',
+                   help='comma-separated path parts that make a frame application code, for '
+                        'grouping ("" clears them)')
+    p.add_argument('--library', metavar='PATTERNS',
+                   help='comma-separated path parts that make a frame library code ("" clears '
+                        'them)')
     add_settings(p)
 
     key = sub.add_parser('key', help='ingest keys (pk_...)').add_subparsers(dest='action', required=True)
@@ -217,13 +224,18 @@ def cmd_project_set(args):
         changes[Project.max_events] = args.max_events if args.max_events > 0 else None
     if args.rate_limit is not None:
         changes[Project.rate_limit_per_minute] = args.rate_limit if args.rate_limit >= 0 else None
+    if args.in_app is not None:
+        changes[Project.in_app_patterns] = clean_patterns(args.in_app)
+    if args.library is not None:
+        changes[Project.library_patterns] = clean_patterns(args.library)
     if changes:
         Project.update(changes).where(Project.id == project.id).execute()
     project = Project.get_by_id(project.id)
     limit = project.rate_limit_per_minute
     print(f'{project.slug}: scrub {"on" if project.scrub_enabled is not False else "off"}, '
           f'scrub keys {project.scrub_extra_keys or "-"}, max events {project.max_events or "-"}, '
-          f'rate limit {"default" if limit is None else limit}'
+          f'rate limit {"default" if limit is None else limit}, '
+          f'in-app {project.in_app_patterns or "-"}, library {project.library_patterns or "-"}'
           ' (a running server sees it within key_cache_seconds)')
 
 

@@ -55,6 +55,10 @@ class Project(BaseModel):
     scrub_enabled = peewee.BooleanField(default=True)
     scrub_extra_keys = peewee.TextField(default='')
     max_events = peewee.IntegerField(null=True)
+    # Grouping (migration 0007): comma-separated path substrings that make a frame the
+    # application's or a library's (grouping.in_app_rules).
+    in_app_patterns = peewee.TextField(default='')
+    library_patterns = peewee.TextField(default='')
 
     class Meta:
         indexes = ((('organization', 'slug'), True),)
@@ -106,6 +110,8 @@ class Issue(BaseModel):
     regressed_release = peewee.CharField(null=True)
     resolved_at = peewee.DateTimeField(null=True)
     last_event = peewee.BigIntegerField(null=True)  # Event.id of the newest event
+    # None: made by grouping version 1 and not upgraded yet (proliferate/regroup.py).
+    grouping_version = peewee.IntegerField(null=True, default=2)
 
     class Meta:
         indexes = (
@@ -124,6 +130,9 @@ class Event(BaseModel):
     timestamp = peewee.DateTimeField()
     received_at = peewee.DateTimeField()
     data = peewee.BlobField()
+    # IssueFingerprint.id of the key it was grouped by (None: stored before migration 0007, the
+    # issue's own fingerprint). No foreign key: deleting a fingerprint row would then scan events.
+    fingerprint_id = peewee.IntegerField(null=True)
 
     class Meta:
         indexes = (
@@ -187,10 +196,11 @@ class IssueTag(BaseModel):
 
 class IssueActivity(BaseModel):
     issue = peewee.ForeignKeyField(Issue, backref='activity', on_delete='CASCADE')
-    kind = peewee.CharField()  # created | resolved | ignored | reopened | regressed
+    kind = peewee.CharField()  # created | resolved | ignored | reopened | regressed | merged | unmerged
     user = peewee.ForeignKeyField(User, null=True, on_delete='SET NULL')
     release = peewee.CharField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
+    detail = peewee.TextField(null=True)  # merged, unmerged: which issues or fingerprint
 
 
 class Release(BaseModel):
@@ -390,3 +400,20 @@ class SourceMapCount(BaseModel):
 
 
 ALL_MODELS += (SourceMapCount,)
+
+
+# Grouping version 2 (migration 0007).
+
+class IssueFingerprint(BaseModel):
+    """Every fingerprint an issue answers to: its own, those of issues merged into it, and the
+    version-2 key of an issue made by version 1. The writer finds issues through this table."""
+    project = peewee.ForeignKeyField(Project, on_delete='CASCADE', index=False)
+    fingerprint = peewee.CharField()
+    issue = peewee.ForeignKeyField(Issue, backref='fingerprints', on_delete='CASCADE')
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = ((('project', 'fingerprint'), True),)
+
+
+ALL_MODELS += (IssueFingerprint,)

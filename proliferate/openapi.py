@@ -37,6 +37,13 @@ EVENT = {
         'account': {'type': 'object', 'nullable': True},
         'breadcrumbs': {'type': 'array', 'nullable': True, 'items': {'type': 'object'}},
         'extra': {'type': 'object', 'nullable': True},
+        # An extension of the documented event (Sentry SDKs send the same field).
+        'fingerprint': {
+            'type': 'array', 'nullable': True, 'maxItems': 50,
+            'items': {'oneOf': [{'type': 'string'}, {'type': 'number'}, {'type': 'boolean'}]},
+            'description': 'Extension: replaces the grouping key (events with equal values make one '
+                           'issue); "{{ default }}" stands for the key Proliferate would use. At '
+                           'most 50 values count, each cut to 200 characters.'},
     },
 }
 
@@ -65,6 +72,9 @@ ISSUE = {
         'first_release': NULLABLE_STRING, 'last_release': NULLABLE_STRING,
         'is_regressed': {'type': 'boolean'}, 'regressed_release': NULLABLE_STRING,
         'regressed_at': NULLABLE_DATETIME, 'resolved_at': NULLABLE_DATETIME,
+        'fingerprints': {'type': 'array', 'items': {'type': 'string'},
+                         'description': 'Every fingerprint whose events land in this issue: its '
+                                        'own first, then those merged into it'},
         'tags': {'type': 'object'},
     },
 }
@@ -186,6 +196,24 @@ def build_document():
                               'type': 'string', 'enum': ['unresolved', 'resolved', 'ignored']}}}}}},
                       'responses': {'200': _json(_ref('Issue')), '400': ERROR, '401': ERROR,
                                     '404': ERROR}}},
+        '/api/v1/issues/{issue_id}/merge': {'post': {
+            'summary': 'Merge issues of the same project into this one (events, counts, users, '
+                       'accounts, tags and fingerprints move; the merged issues are deleted)',
+            'security': BEARER, 'parameters': [_param('issue_id', 'path', ID)],
+            'requestBody': {'required': True, 'content': {'application/json': {'schema': {
+                'type': 'object', 'required': ['issues'], 'properties': {'issues': {
+                    'type': 'array', 'minItems': 1, 'maxItems': 100, 'items': ID}}}}}},
+            'responses': {'200': _json(_ref('Issue')), '400': ERROR, '401': ERROR,
+                          '404': ERROR}}},
+        '/api/v1/issues/{issue_id}/unmerge': {'post': {
+            'summary': 'Take a fingerprint (not the issue\'s own) out of this issue into a new '
+                       'issue, with its events',
+            'security': BEARER, 'parameters': [_param('issue_id', 'path', ID)],
+            'requestBody': {'required': True, 'content': {'application/json': {'schema': {
+                'type': 'object', 'required': ['fingerprint'],
+                'properties': {'fingerprint': {'type': 'string'}}}}}},
+            'responses': {'201': _json(_ref('Issue'), 'The new issue'), '400': ERROR,
+                          '401': ERROR, '404': ERROR}}},
         '/api/v1/issues/{issue_id}/events': _get('Events of an issue, newest first', {
             'type': 'object', 'properties': {'events': {'type': 'array', 'items': {'type': 'object'}},
                                              'next': NULLABLE_STRING}},

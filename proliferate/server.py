@@ -12,6 +12,7 @@ import waitress
 from waitress import wasyncore
 
 from proliferate import db
+from proliferate import regroup
 from proliferate import times
 from proliferate.app import create_app
 from proliferate.ingest.admission import DropCounter
@@ -39,6 +40,9 @@ def build_services(config, clock=times.utcnow):
                   resolver=Resolver(cache_bytes=config.sourcemap_cache_mb * 1024 * 1024))
     writer = Writer(store, queue_size=config.writer_queue_size,
                     batch_size=config.writer_batch_size, idle=store.flush_idle).start()
+    # Issues of a database written by grouping version 1 answer to their version-2 key too
+    # (once; chunked through the writer, before any request is served).
+    regroup.upgrade(writer)
     return writer, drops, store
 
 

@@ -8,6 +8,7 @@ import threading
 import time
 
 from proliferate.db import database
+from proliferate.ingest import grouping
 from proliferate.ingest import scrub
 from proliferate.models import Project
 from proliferate.models import ProjectKey
@@ -21,8 +22,8 @@ KEY_IN_BODY = re.compile(rb'"api_key"\s*:\s*"([A-Za-z0-9_\-]{1,200})"')
 
 
 class KeyCache:
-    """pk_ key -> (project_id, rate limit per minute, scrubber), trusted for ttl seconds. Misses
-    are cached too, so a flood with a bad key costs one query per ttl."""
+    """pk_ key -> (project_id, rate limit per minute, scrubber, in-app rules), trusted for ttl
+    seconds. Misses are cached too, so a flood with a bad key costs one query per ttl."""
 
     def __init__(self, ttl, clock=time.monotonic):
         self.ttl = ttl
@@ -67,13 +68,35 @@ class KeyCache:
             return None
         with database.connection_context():
             row = (ProjectKey.select(ProjectKey.project, Project.rate_limit_per_minute,
-                                     Project.scrub_enabled, Project.scrub_extra_keys)
+                                     Project.scrub_enabled, Project.scrub_extra_keys,
+                                     Project.in_app_patterns, Project.library_patterns)
                    .join(Project)
                    .where(ProjectKey.key == key, ProjectKey.revoked_at.is_null())
                    .tuples().first())
         if row is None:
             return None
-        return row[0], row[1], scrub.scrubber_for(row[2], row[3])
+        return row[0], row[1], scrub.scrubber_for(row[2], row[3]), rules_for(row[4], row[5])
+
+
+def split_patterns(text):
+    """A project's comma-separated path patterns -> [pattern, ...] (blanks dropped)."""
+    return [part.strip() for part in (text or '').split(',') if part.strip()]
+
+
+def clean_patterns(text):
+    """Comma-separated patterns as a project stores them: blanks dropped, at most
+    grouping.MAX_RULE_PATTERNS of them, each cut to grouping.MAX_RULE_CHARS."""
+    parts = split_patterns(text)[:grouping.MAX_RULE_PATTERNS]
+    return ', '.join(part[:grouping.MAX_RULE_CHARS] for part in parts)
+
+
+def rules_for(in_app, library):
+    """A project's stored patterns -> grouping.InAppRules; None when it has none (the built-in
+    rules), so most projects pay nothing."""
+    if not (in_app or '').strip() and not (library or '').strip():
+        return None
+    return grouping.in_app_rules({'in_app': split_patterns(in_app),
+                                  'library': split_patterns(library)})
 
 
 class KeyUsage:
@@ -132,7 +155,7 @@ class KeyUsage:
 
 
 def authenticate(keys, api_key):
-    """-> ((project_id, rate limit, scrubber), None), or (None, why the key is refused)."""
+    """-> ((project_id, rate limit, scrubber, rules), None), or (None, why the key is refused)."""
     if not api_key:
         return None, MISSING_KEY
     found = keys.lookup(api_key)

@@ -26,6 +26,9 @@ MAX_URL = 2_048
 MAX_USER_AGENT = 1_024
 MAX_BREADCRUMBS = 100
 MAX_EVENT_ID = 200
+# A custom fingerprint (an extension of the documented event; Sentry SDKs send the same field):
+# grouping reads at most 50 values of at most 200 characters (grouping.custom_fingerprint).
+MAX_FINGERPRINT_VALUES = 50
 # Free-form JSON (extra, breadcrumb data, tags): bounded so that a hostile event cannot make a
 # page or a stored row explode.
 MAX_DEPTH = 10
@@ -262,6 +265,23 @@ def normalize_breadcrumbs(value):
     return crumbs
 
 
+def normalize_fingerprint(value):
+    """fingerprint: an array of strings (numbers and booleans are taken as their text) that
+    replaces our grouping key; '{{ default }}' stands for it. -> a bounded list, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ValidationError('fingerprint', f'must be an array of strings, not {json_type(value)}')
+    parts = []
+    for index, part in enumerate(value[:MAX_FINGERPRINT_VALUES]):
+        if isinstance(part, float) and not math.isfinite(part):
+            part = None
+        if part is None or isinstance(part, (dict, list)):
+            raise ValidationError(f'fingerprint[{index}]', f'must be a string, not {json_type(part)}')
+        parts.append(trim(part, MAX_SHORT) if isinstance(part, str) else part)
+    return parts or None
+
+
 def normalize_exception(value):
     """{type, message, stack} from the documented shape or {type, value, stacktrace} of the SDK."""
     if not isinstance(value, dict):
@@ -363,4 +383,8 @@ def normalize_event(payload, *, received_at, header_key=None):
         'platform': optional_string(payload, 'platform', MAX_SHORT),
         'trace_id': optional_string(payload, 'trace_id', MAX_SHORT),
     }
+    fingerprint = normalize_fingerprint(payload.get('fingerprint'))
+    if fingerprint:
+        # Only when sent: stored events (and their JSON) keep their shape otherwise.
+        event['fingerprint'] = fingerprint
     return api_key, timestamp, event

@@ -20,45 +20,40 @@ def is_sdk_init(event):
     return event['type'] == 'message' and event['message'] == SDK_INIT_MESSAGE
 
 
-def prepare_event(event, project_id, timestamp, received_at, scrubber=scrub.DEFAULT):
-    """The normalised event -> what the writer stores (grouping done here, off the writer)."""
-    # Scrubbed first, so that no secret reaches the stored payload, the title or the tags.
-    event = scrub.scrub_event(event, scrubber)
-    if scrubber is not None:
-        scrub_sentry_fields(event, scrubber)
-    exception = event['exception'] or {}
+def grouping_input(event):
+    """(exception type or None, message, frames top first) of a normalised event, as grouping
+    sees them: the structured frames of a Sentry SDK, else those parsed from the stack text."""
+    exception = event.get('exception') or {}
     frames = event.get('frames')
     if isinstance(frames, list):
         # Structured frames (a Sentry SDK's, top first): no stack text to parse.
         parsed = {'frames': frames, 'exception_type': None, 'message': None}
+        if exception.get('stack') and not (exception.get('type') and exception.get('message')):
+            # A stored event whose frames the source-map resolver rewrote: its type and message
+            # still come from the stack text, as they did when it was grouped.
+            head = grouping.parse_stack(exception['stack'])
+            parsed.update(exception_type=head['exception_type'], message=head['message'])
     else:
         parsed = grouping.parse_stack(exception.get('stack'))
         frames = parsed['frames']
-    if event['type'] == 'exception':
+    if event.get('type') == 'exception':
         exc_type = exception.get('type') or parsed['exception_type'] or 'Error'
         message = exception.get('message') or parsed['message']
     else:
         exc_type = None
-        message = event['message']
-    user = event['user'] or {}
-    account = event['account'] or {}
-    user_key = user.get('id') or user.get('email')
-    tags = []
-    for key in ('environment', 'release'):
-        if event[key]:
-            tags.append((key, event[key]))
-    browser, system = parse_user_agent(event['user_agent'])
-    if not (browser and system) and event.get('contexts'):
-        # A Sentry SDK's contexts name the browser and the system when no User-Agent came.
-        browser = browser or context_name(event['contexts'].get('browser'))
-        system = system or context_name(event['contexts'].get('os'))
-    if browser:
-        tags.append(('browser', browser))
-    if system:
-        tags.append(('os', system))
-    if event['url']:
-        tags.append(('url', event['url'].split('?', 1)[0].split('#', 1)[0][:200]))
-    tags.extend(custom_tags(event))
+        message = event.get('message')
+    return exc_type, message, frames
+
+
+def prepare_event(event, project_id, timestamp, received_at, scrubber=scrub.DEFAULT, rules=None):
+    """The normalised event -> what the writer stores (grouping done here, off the writer).
+    rules: the project's in-app rules (grouping.in_app_rules), None for the built-in ones."""
+    # Scrubbed first, so that no secret reaches the stored payload, the title or the tags.
+    event = scrub.scrub_event(event, scrubber)
+    if scrubber is not None:
+        scrub_sentry_fields(event, scrubber)
+    exc_type, message, frames = grouping_input(event)
+    user, account, tags = people_and_tags(event)
     item = {
         'project_id': project_id,
         'event_id': event['event_id'],
@@ -71,16 +66,46 @@ def prepare_event(event, project_id, timestamp, received_at, scrubber=scrub.DEFA
         'message': message,
         'event_type': event['type'],
         'frames': frames,
-        'user': (user_key, user.get('id'), user.get('email')) if user_key else None,
-        'account': (account['id'], account.get('name')) if account.get('id') else None,
+        'user': user,
+        'account': account,
         'tags': tags,
         'event': event,
     }
     if event.get('fingerprint'):
-        # A Sentry SDK's custom fingerprint ('{{ default }}' stands for ours), for grouping.
+        # The event's own fingerprint (a Sentry SDK's or the documented API's; '{{ default }}'
+        # stands for ours), for grouping.
         item['custom_fingerprint'] = event['fingerprint']
+    if rules is not None:
+        item['rules'] = rules
     regroup(item)
     return item
+
+
+def people_and_tags(event):
+    """(user, account, tags) of a normalised event, as the writer counts them: user
+    (key, id, email) or None, account (id, name) or None, tags [(key, value), ...]."""
+    user = event.get('user') or {}
+    account = event.get('account') or {}
+    user_key = user.get('id') or user.get('email')
+    tags = []
+    for key in ('environment', 'release'):
+        if event.get(key):
+            tags.append((key, event.get(key)))
+    browser, system = parse_user_agent(event.get('user_agent'))
+    if not (browser and system) and event.get('contexts'):
+        # A Sentry SDK's contexts name the browser and the system when no User-Agent came.
+        browser = browser or context_name(event['contexts'].get('browser'))
+        system = system or context_name(event['contexts'].get('os'))
+    if browser:
+        tags.append(('browser', browser))
+    if system:
+        tags.append(('os', system))
+    if event.get('url'):
+        tags.append(('url', event.get('url').split('?', 1)[0].split('#', 1)[0][:200]))
+    tags.extend(custom_tags(event))
+    return ((user_key, user.get('id'), user.get('email')) if user_key else None,
+            (account['id'], account.get('name')) if account.get('id') else None,
+            tags)
 
 
 def context_name(context):
@@ -116,6 +141,25 @@ def scrub_sentry_fields(event, scrubber):
         scrubber.scrub_value(event['contexts'])
 
 
+def event_grouping_key(event, rules=None, adjust=None):
+    """What a stored event's fingerprint is made of (grouping.grouping_key), for the issue page
+    and the grouping upgrade. event: as stored (payload.decode_json, not decode_event, which
+    adds frames parsed from the stack). adjust(frames) -> the frames grouping saw (source-mapped frames
+    are stored as resolved, and the resolver groups on a simplified copy of them)."""
+    exc_type, message, frames = grouping_input(event)
+    return grouping.grouping_key(
+        event_type=event.get('type'), exception_type=exc_type, message=message,
+        frames=adjust(frames) if adjust else frames, rules=rules, custom=event.get('fingerprint'))
+
+
+def event_fingerprint(event, rules=None, adjust=None):
+    """The fingerprint of a stored event, as prepare_event (and the resolver) computed it."""
+    exc_type, message, frames = grouping_input(event)
+    return grouping.compute_fingerprint(
+        event_type=event.get('type'), exception_type=exc_type, message=message,
+        frames=adjust(frames) if adjust else frames, rules=rules, custom=event.get('fingerprint'))
+
+
 def custom_tags(event):
     """The SDK's tags (context.tags of 0.2.x, extra.tags of 0.1.0) as issue distributions:
     string and number values only, bounded, so a hostile event cannot add thousands of rows."""
@@ -138,9 +182,11 @@ def regroup(item):
     """Fingerprint, title and culprit from the item's (possibly source-mapped) frames, and the
     stored payload. Called again by the source-map resolver after it rewrote the frames."""
     frames = item['frames']
+    rules = item.get('rules')
     item['fingerprint'] = grouping.compute_fingerprint(
         event_type=item['event_type'], exception_type=item['type'] or None,
-        message=item['message'], frames=frames)
+        message=item['message'], frames=frames, rules=rules,
+        custom=item.get('custom_fingerprint'))
     item['title'] = grouping.get_title(item['event_type'], item['type'] or None, item['message'])
-    item['culprit'] = grouping.get_culprit(frames)
+    item['culprit'] = grouping.get_culprit(frames, rules)
     item['data'] = encode_event(item['event'])

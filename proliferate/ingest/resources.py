@@ -264,7 +264,7 @@ class Errors(Ingest):
         found, problem = self.authenticate(api_key)
         if found is None:
             raise falcon.HTTPUnauthorized(description=problem)
-        project_id, project_limit, scrubber = found
+        project_id, project_limit, scrubber, rules = found
         granted, limit, remaining, wait = self.limiter.take(project_id, project_limit, 1)
         headers = rate_headers(limit, remaining, wait)
         if not granted:
@@ -276,7 +276,7 @@ class Errors(Ingest):
             self.drops.add(project_id, 'sdk_init')
             jsonapi.send(resp, {'event_id': event['event_id']}, falcon.HTTP_202, headers)
             return
-        item = prepare_event(event, project_id, timestamp, received_at, scrubber)
+        item = prepare_event(event, project_id, timestamp, received_at, scrubber, rules)
         self.commit([item])
         self.touch(api_key)
         jsonapi.send(resp, {'event_id': event['event_id']}, falcon.HTTP_202, headers)
@@ -320,13 +320,13 @@ class ErrorBatch(Ingest):
             if is_sdk_init(event):
                 self.drops.add(project_id, 'sdk_init')
                 continue
-            per_project.setdefault(project_id, (found[1], [], found[2]))[1].append(
+            per_project.setdefault(project_id, (found[1], [], found[2], found[3]))[1].append(
                 (index, event, timestamp))
         # The parsed body is no longer needed: free it before waiting for the commit, so that
         # 16 threads each holding a batch do not also hold its raw copy (peak RSS).
         payload = raw = None
         headers = {}
-        for project_id, (project_limit, events, scrubber) in per_project.items():
+        for project_id, (project_limit, events, scrubber, rules) in per_project.items():
             granted, limit, remaining, wait = self.limiter.take(project_id, project_limit, len(events))
             headers = rate_headers(limit, remaining, wait) or headers
             for position, (index, event, timestamp) in enumerate(events):
@@ -336,7 +336,7 @@ class ErrorBatch(Ingest):
                     self.drops.add(project_id, 'rate_limited')
                     continue
                 accepted.append((index, prepare_event(event, project_id, timestamp, received_at,
-                                                      scrubber)))
+                                                      scrubber, rules)))
         per_project = events = None
         if accepted:
             statuses = self.commit([item for _index, item in accepted])

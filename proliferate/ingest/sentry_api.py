@@ -115,7 +115,7 @@ class SentryIngest(Ingest):
             self.drops.add(project_id, reason)
 
     def find(self, project_id, key):
-        """-> ((project_id, rate limit, scrubber), None) or (None, (status, why))."""
+        """-> ((project_id, rate limit, scrubber, rules), None) or (None, (status, why))."""
         if not key:
             return None, (falcon.HTTPUnauthorized, MISSING_KEY)
         if not isinstance(key, str) or not PUBLIC_KEY.fullmatch(key):
@@ -143,7 +143,7 @@ class SentryIngest(Ingest):
         except ValidationError as error:
             self.drops.add(project_id, 'invalid')
             raise falcon.HTTPBadRequest(description=str(error)) from error
-        _project, project_limit, scrubber = found
+        _project, project_limit, scrubber, rules = found
         granted, limit, _remaining, wait = self.limiter.take(project_id, project_limit, 1)
         if not granted:
             self.drops.add(project_id, 'rate_limited')
@@ -151,7 +151,7 @@ class SentryIngest(Ingest):
             raise falcon.HTTPTooManyRequests(
                 description=f'rate limit of {limit} events per minute for this project reached',
                 headers={'Retry-After': seconds, 'X-Sentry-Rate-Limits': f'{seconds}::key'})
-        item = prepare_event(event, project_id, timestamp, received_at, scrubber)
+        item = prepare_event(event, project_id, timestamp, received_at, scrubber, rules)
         try:
             self.commit([item])
         except falcon.HTTPTooManyRequests as error:

@@ -196,10 +196,11 @@ class Store:
             for part in db.chunks(fingerprints, CHUNK):
                 text, values = db.expand_list(sql['select_issues'], part)
                 cursor.execute(text, [project_id, *values])
-                for issue_id, fingerprint, status in cursor.fetchall():
+                for issue_id, fingerprint, status, fingerprint_id in cursor.fetchall():
                     group = groups[project_id, fingerprint]
                     group['id'] = issue_id
                     group['status'] = status
+                    group['fingerprint_id'] = fingerprint_id
         for (project_id, fingerprint), group in sorted(groups.items(), key=lambda pair: pair[0]):
             if 'id' in group:
                 group['is_new'] = False
@@ -214,6 +215,12 @@ class Store:
             row = cursor.fetchone()
             if row is None:  # another process created this issue since our SELECT
                 raise LostRace(f'issue {fingerprint} of project {project_id}')
+            # Its fingerprint row, in the same transaction: the writer finds issues through it.
+            cursor.execute(sql['insert_fingerprint'], (project_id, fingerprint, row[0], now))
+            mapped = cursor.fetchone()
+            if mapped is None:  # another process mapped this fingerprint (a merge) meanwhile
+                raise LostRace(f'fingerprint {fingerprint} of project {project_id}')
+            group['fingerprint_id'] = mapped[0]
             group['id'] = row[0]
             group['status'] = 'unresolved'
             group['is_new'] = True
@@ -226,15 +233,17 @@ class Store:
     def insert_events(self, cursor, sql, items, issues):
         rows = []
         for item in items:
-            item['issue_id'] = issue_id = issues[item['project_id'], item['fingerprint']]['id']
+            group = issues[item['project_id'], item['fingerprint']]
+            item['issue_id'] = issue_id = group['id']
             # In the order of ROWS['event']'s columns, as insert() takes every row.
             rows.append((item['project_id'], issue_id, item['event_id'], item['ts'], item['rx'],
-                         item['data']))
+                         item['data'], group['fingerprint_id']))
         inserted = insert(cursor, 'event', rows)
         if inserted != len(rows):  # another process stored some of these event_ids
             raise LostRace(f'{len(rows) - inserted} of {len(rows)} events')
-        # The newest event of each issue, for the issue page.
-        issue_ids = [group['id'] for group in issues.values()]
+        # The newest event of each issue, for the issue page (two fingerprints of a batch may
+        # be one issue: merged).
+        issue_ids = sorted({group['id'] for group in issues.values()})
         latest = {}
         for part in db.chunks(issue_ids, CHUNK):
             cursor.execute(*db.expand_list(sql['latest_events'], part))
@@ -414,15 +423,21 @@ def _people_sql(table, key, details):
 # IN ({list}) is expanded by db.expand_list.
 SQL = {
     'select_events': 'SELECT event_id FROM event WHERE project_id = ? AND event_id IN ({list})',
-    'select_issues': 'SELECT id, fingerprint, status FROM issue '
-                     'WHERE project_id = ? AND fingerprint IN ({list})',
+    # Issues through their fingerprints (one issue may answer to several: merged, or upgraded
+    # from grouping version 1): one probe of the unique (project_id, fingerprint) index each.
+    'select_issues': 'SELECT f.issue_id, f.fingerprint, i.status, f.id FROM issue_fingerprint f '
+                     'JOIN issue i ON i.id = f.issue_id '
+                     'WHERE f.project_id = ? AND f.fingerprint IN ({list})',
     'insert_issue': 'INSERT INTO issue (project_id, fingerprint, type, title, culprit, level, '
                     "status, first_seen, last_seen, first_release, last_release, event_count, "
-                    "user_count, account_count, is_regressed) "
+                    "user_count, account_count, is_regressed, grouping_version) "
                     'VALUES (:project_id, :fingerprint, :type, :title, :culprit, :level, '
                     "'unresolved', :first_seen, :last_seen, :first_release, :last_release, "
-                    '0, 0, 0, FALSE) '
+                    '0, 0, 0, FALSE, 2) '
                     'ON CONFLICT (project_id, fingerprint) DO NOTHING RETURNING id',
+    'insert_fingerprint': 'INSERT INTO issue_fingerprint (project_id, fingerprint, issue_id, '
+                          'created_at) VALUES (?, ?, ?, ?) '
+                          'ON CONFLICT (project_id, fingerprint) DO NOTHING RETURNING id',
     'insert_activity': 'INSERT INTO issue_activity (issue_id, kind, release, created_at) '
                        'VALUES (?, ?, ?, ?)',
     'insert_outbox': 'INSERT INTO outbox (kind, project_id, issue_id, data, created_at) '
@@ -454,7 +469,7 @@ def _people_rows(table, key, details):
 ROWS = {
     'event': ('event', [('project_id', 'integer'), ('issue_id', 'integer'), ('event_id', 'text'),
                         ('timestamp', 'timestamp'), ('received_at', 'timestamp'),
-                        ('data', 'bytea')],
+                        ('data', 'bytea'), ('fingerprint_id', 'integer')],
               'ON CONFLICT (project_id, event_id) DO NOTHING'),
     'user': _people_rows(*PEOPLE['user']),
     'account': _people_rows(*PEOPLE['account']),

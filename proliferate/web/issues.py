@@ -14,12 +14,20 @@ from peewee import fn
 
 from proliferate import db
 from proliferate import search
+from proliferate.ingest import grouping
+from proliferate.ingest.admission import rules_for
 from proliferate.ingest.payload import decode_event
 from proliferate.ingest.payload import decode_json
+from proliferate.ingest.prepare import event_grouping_key
 from proliferate.ingest.useragent import parse_user_agent
+from proliferate.issues import MAX_MERGE
 from proliferate.issues import STATUSES
+from proliferate.issues import GroupingError
 from proliferate.issues import event_json
+from proliferate.issues import fingerprints_of
+from proliferate.issues import merge_issues
 from proliferate.issues import set_status
+from proliferate.issues import unmerge
 from proliferate.models import Event
 from proliferate.models import Issue as IssueRow
 from proliferate.models import IssueAccount
@@ -29,6 +37,7 @@ from proliferate.models import IssueTag
 from proliferate.models import IssueUser
 from proliferate.models import Project
 from proliferate.models import User
+from proliferate.regroup import adjust
 from proliferate.web import charts
 from proliferate.web import guard
 from proliferate.web import urls
@@ -60,6 +69,7 @@ SORT_LABELS = (('last_seen', 'Last seen'), ('first_seen', 'First seen'), ('event
 STATUS_TABS = (('unresolved', 'Unresolved'), ('resolved', 'Resolved'), ('ignored', 'Ignored'),
                ('all', 'All'))
 ACTIONS = {'resolve': 'resolved', 'ignore': 'ignored', 'reopen': 'unresolved'}
+MERGE = 'merge'  # the list's bulk action that merges the selected issues into the oldest
 TAG_KEYS = (('environment', 'Environment'), ('release', 'Release'), ('browser', 'Browser'),
             ('os', 'OS'), ('url', 'URL'))
 NEW_FOR = datetime.timedelta(hours=24)  # an issue first seen this recently wears a "new" badge
@@ -189,6 +199,66 @@ def person_key(event, model):
     return (event.get('account') or {}).get('id')
 
 
+def frame_runs(frames, rules):
+    """[(in_app, [frame, ...]), ...]: the frames in runs of application and library code, for
+    the page to fold each library run behind a toggle. A stack without any application frame
+    is one run shown whole (folding it all would hide the error)."""
+    marked = grouping.mark_in_app(frames, rules)
+    if not any(f['in_app'] for f in marked):
+        return [(True, marked)] if marked else []
+    runs = []
+    for frame in marked:
+        if runs and runs[-1][0] == frame['in_app']:
+            runs[-1][1].append(frame)
+        else:
+            runs.append((frame['in_app'], [frame]))
+    return runs
+
+
+def causes_of(event):
+    """The exceptions behind the one raised, nearest first, each {type, message, frames}: a
+    Sentry SDK's causes, or the chain parse_stack reads from a Python traceback's text."""
+    if event.get('causes'):
+        return [c for c in event['causes'] if isinstance(c, dict)]
+    stack = (event.get('exception') or {}).get('stack')
+    if not stack:
+        return []
+    chain = grouping.parse_stack(stack)['chain']
+    return [{'type': c['exception_type'], 'message': c['message'], 'frames': c['frames']}
+            for c in chain[1:]]
+
+
+def grouping_reason(key):
+    """The grouping key as the page explains it: (headline, [detail lines])."""
+    if key is None:
+        return None
+    if key['kind'] == 'custom':
+        values = [v for v in key['values'] if v != grouping.DEFAULT_VALUE]
+        lines = [f'“{v}”' for v in values]
+        if key.get('default'):
+            headline, more = grouping_reason(key['default'])
+            return ('The event’s own fingerprint, with the default key in it', lines
+                    + [f'default: {headline}'] + more)
+        return 'The event’s own fingerprint', lines
+    if key['kind'] == 'frames':
+        return (f'The exception type {key["type"]} and the top {len(key["frames"])} frames',
+                [f'{function or "(anonymous)"} in {file or "(unknown file)"}'
+                 for function, file in key['frames']])
+    if key['type']:
+        return f'The exception type {key["type"]} and its message', [key['message']]
+    return 'The message', [key['message']]
+
+
+def parse_ids(text, limit=MAX_MERGE):
+    """'12, #15 17' -> [12, 15, 17] (at most limit)."""
+    ids = []
+    for part in (text or '').replace(',', ' ').split()[:limit]:
+        part = part.lstrip('#')
+        if part.isdigit() and len(part) < 12:
+            ids.append(int(part))
+    return ids
+
+
 def event_summary(event):
     exception = event.get('exception') or {}
     return {
@@ -269,25 +339,43 @@ class Issues(Page):
     @falcon.before(guard.require_login)
     def on_post_bulk(self, req, resp):
         form = self.form(req)
-        status = ACTIONS.get(form.get('action'))
-        if status is None:
-            raise falcon.HTTPBadRequest(description='action: resolve, ignore or reopen')
+        action = form.get('action')
+        status = ACTIONS.get(action)
+        if status is None and action != MERGE:
+            raise falcon.HTTPBadRequest(description='action: resolve, ignore, reopen or merge')
         wanted = {int(v) for v in form.getlist('issue', limit=PAGE_SIZE * 4) if v.isdigit()}
         org_ids = [m.organization_id for m in self.memberships(req)]
         allowed = [row[0] for row in IssueRow.select(IssueRow.id).join(Project)
                    .where(IssueRow.id.in_(list(wanted)), Project.organization.in_(org_ids))
                    .tuples()] if wanted and org_ids else []
         user_id = guard.current_user(req).id
+        if action == MERGE:
+            self.merge_selected(allowed, user_id)
 
         def change():
             for issue_id in allowed:
                 set_status(issue_id, status, user_id=user_id, now=self.clock())
 
-        if allowed:
+        if allowed and status is not None:
             self.call(change)
         target = form.get('next')
         target = target if urls.is_local(target) else urls.home()
         raise falcon.HTTPSeeOther(urls.with_notice(target, 'bulk'))
+
+
+    def merge_selected(self, issue_ids, user_id):
+        """The selected issues merge into the oldest of them (the one first seen); it opens."""
+        rows = list(IssueRow.select(IssueRow.id, IssueRow.project, IssueRow.first_seen)
+                    .where(IssueRow.id.in_(issue_ids)).order_by(IssueRow.first_seen, IssueRow.id))
+        if len(rows) < 2:
+            raise falcon.HTTPBadRequest(description='select at least two issues to merge')
+        target = rows[0]
+        try:
+            self.call(lambda: merge_issues(target.id, [r.id for r in rows[1:]], user_id=user_id,
+                                           now=self.clock()))
+        except GroupingError as error:
+            raise falcon.HTTPBadRequest(description=str(error)) from error
+        raise falcon.HTTPSeeOther(urls.issue(target.id))
 
 
 class Issue(Page):
@@ -318,6 +406,10 @@ class Issue(Page):
         if row is None and event_pk is not None:
             raise falcon.HTTPNotFound(description='no such event in this issue')
         event = decode_event(row.data) if row is not None else None
+        project = issue.project
+        rules = rules_for(project.in_app_patterns, project.library_patterns)
+        key = (event_grouping_key(decode_json(row.data), rules, adjust) if row is not None
+               else None)
         nav = self.event_nav(issue, row) if row is not None else {}
         chart = req.get_param('chart')
         if chart not in ('24h', '30d'):
@@ -346,6 +438,11 @@ class Issue(Page):
             agent=parse_user_agent(event.get('user_agent')) if event else (None, None),
             frames=frames, has_mapped=any(f.get('resolved') for f in frames),
             maps_missing=any(f.get('unresolved_reason') == 'no_maps' for f in frames),
+            runs=frame_runs(frames, rules),
+            causes=[(c, frame_runs(c.get('frames') or [], rules))
+                    for c in causes_of(event or {})],
+            reason=grouping_reason(key),
+            fingerprints=fingerprints_of([issue.id]).get(issue.id, []),
             new_since=now - NEW_FOR, here=here)
 
     def event_row(self, issue, event_pk):
@@ -486,6 +583,37 @@ class Issue(Page):
         resp.content_type = falcon.MEDIA_JSON
         resp.data = orjson.dumps(event_json(row), option=orjson.OPT_INDENT_2)
         resp.set_header('Content-Disposition', f'inline; filename="event-{row.id}.json"')
+
+    @falcon.before(guard.require_login)
+    def on_post_merge(self, req, resp, issue_id):
+        """Merge the issues named in the form (numbers) into this one."""
+        issue, _membership = self.issue_for(req, issue_id)
+        wanted = parse_ids(self.form(req).get('issues', limit=2000))
+        allowed = [row[0] for row in IssueRow.select(IssueRow.id)
+                   .where(IssueRow.id.in_(wanted), IssueRow.project == issue.project_id)
+                   .tuples()] if wanted else []
+        if not allowed or set(allowed) == {issue.id}:
+            raise falcon.HTTPBadRequest(
+                description='issues: the numbers of other issues of this project')
+        user_id = guard.current_user(req).id
+        try:
+            self.call(lambda: merge_issues(issue.id, allowed, user_id=user_id, now=self.clock()))
+        except GroupingError as error:
+            raise falcon.HTTPBadRequest(description=str(error)) from error
+        raise falcon.HTTPSeeOther(urls.issue(issue.id))
+
+    @falcon.before(guard.require_login)
+    def on_post_unmerge(self, req, resp, issue_id):
+        """Take a fingerprint out of this issue into a new one, which then opens."""
+        issue, _membership = self.issue_for(req, issue_id)
+        fingerprint = self.form(req).get('fingerprint', limit=200)
+        user_id = guard.current_user(req).id
+        try:
+            new = self.call(lambda: unmerge(issue.id, fingerprint, user_id=user_id,
+                                            now=self.clock()))
+        except GroupingError as error:
+            raise falcon.HTTPBadRequest(description=str(error)) from error
+        raise falcon.HTTPSeeOther(urls.issue(new.id))
 
     @falcon.before(guard.require_login)
     def on_post_status(self, req, resp, issue_id):

@@ -10,6 +10,9 @@ import falcon
 from peewee import fn
 
 from proliferate import orgs
+from proliferate import regroup
+from proliferate.ingest.admission import clean_patterns
+from proliferate.ingest.admission import rules_for
 from proliferate.models import DroppedCount
 from proliferate.models import Issue
 from proliferate.models import Project
@@ -200,7 +203,8 @@ class ProjectItem(Page):
         project, membership = self.project_for(req, project_id)
         self.show(req, resp, project, membership)
 
-    def show(self, req, resp, project, membership, *, error=None, status=falcon.HTTP_200):
+    def show(self, req, resp, project, membership, *, error=None, status=falcon.HTTP_200,
+             preview=None, pending=None):
         keys = list(ProjectKey.select().where(ProjectKey.project == project.id)
                     .order_by(ProjectKey.revoked_at.is_null(False), ProjectKey.id))
         active = [k for k in keys if k.revoked_at is None]
@@ -218,7 +222,11 @@ class ProjectItem(Page):
                       else None),
             dropped=dropped, drop_reasons=DROP_REASONS, can_manage=membership.role in MANAGERS,
             welcome=req.get_param('welcome') == '1',
-            default_rate_limit=self.config.rate_limit_per_minute)
+            default_rate_limit=self.config.rate_limit_per_minute, preview=preview,
+            pending=pending or {'name': project.name,
+                                'rate_limit_per_minute': project.rate_limit_per_minute,
+                                'in_app_patterns': project.in_app_patterns,
+                                'library_patterns': project.library_patterns})
 
     @falcon.before(guard.require_login)
     def on_post_settings(self, req, resp, project_id):
@@ -232,9 +240,25 @@ class ProjectItem(Page):
         except orgs.Refused as error:
             self.show(req, resp, project, membership, error=str(error), status=falcon.HTTP_400)
             return
+        in_app = clean_patterns(form.get('in_app_patterns', limit=20000))
+        library = clean_patterns(form.get('library_patterns', limit=20000))
+        changed = (in_app, library) != (project.in_app_patterns, project.library_patterns)
+        if changed and form.get('confirm') != 'grouping':
+            # Grouping changes with the patterns: first show what the newest events would make.
+            figures = regroup.preview(project.id, rules_for(in_app, library))
+            pending = {'name': name, 'rate_limit_per_minute': rate_limit,
+                       'in_app_patterns': in_app, 'library_patterns': library}
+            self.show(req, resp, project, membership, preview=figures, pending=pending)
+            return
         self.call(lambda: orgs.save_project(project.id, name, rate_limit))
-        # The ingest key cache holds the project's rate limit: drop it so the new one applies now.
+        if changed:
+            self.call(lambda: Project.update(in_app_patterns=in_app, library_patterns=library)
+                      .where(Project.id == project.id).execute())
+        # The ingest key cache holds the project's rate limit and in-app patterns: drop it so the
+        # new ones apply now.
         self.keys.forget()
+        if changed:
+            regroup.regroup_project(self.writer, project.id)
         raise falcon.HTTPSeeOther(urls.project_settings(project.id, notice='project_saved'))
 
     @falcon.before(guard.require_login)

@@ -52,6 +52,8 @@ ROUTES = (
     ('issues_bulk', '/issues/bulk', issues.Issues, 'bulk'),
     ('issue', '/issues/{issue_id:int}', issues.Issue, None),
     ('issue_status', '/issues/{issue_id:int}/status', issues.Issue, 'status'),
+    ('issue_merge', '/issues/{issue_id:int}/merge', issues.Issue, 'merge'),
+    ('issue_unmerge', '/issues/{issue_id:int}/unmerge', issues.Issue, 'unmerge'),
     ('issue_events', '/issues/{issue_id:int}/events', issues.Issue, 'events'),
     ('issue_event', '/issues/{issue_id:int}/events/{event_pk:int}', issues.Issue, 'event'),
     ('event_json', '/issues/{issue_id:int}/events/{event_pk:int}/json', issues.Issue, 'json'),

@@ -113,6 +113,14 @@ def issue_status(issue_id):
     return f'/issues/{int(issue_id)}/status'
 
 
+def issue_merge(issue_id):
+    return f'/issues/{int(issue_id)}/merge'
+
+
+def issue_unmerge(issue_id):
+    return f'/issues/{int(issue_id)}/unmerge'
+
+
 def issue_events(issue_id, **params):
     return with_query(f'/issues/{int(issue_id)}/events', params)
 
