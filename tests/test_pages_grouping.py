@@ -5,10 +5,10 @@ issue page, and a project's own in-app and library patterns in its settings."""
 import re
 
 import pytest
+from factories import event
+from factories import make_project
+from factories import make_user
 from pageclient import PageClient
-from pageclient import event
-from pageclient import make_project
-from pageclient import make_user
 from pageclient import send
 
 from proliferate import db

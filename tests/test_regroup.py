@@ -11,10 +11,10 @@ import uuid
 
 import pytest
 import waitress
-from conftest import HttpClient
-from conftest import make_token
-from conftest import run_server
-from conftest import stop_server
+from factories import make_token
+from pageclient import HttpClient
+from pageclient import run_server
+from pageclient import stop_server
 from playhouse import migrations
 
 from proliferate import db
@@ -100,7 +100,7 @@ def old_database(config, tmp_path):
         if not db.is_sqlite():  # one PostgreSQL database for the whole run: start it afresh
             database.execute_sql('DROP SCHEMA public CASCADE')
             database.execute_sql('CREATE SCHEMA public')
-        with db.migration_lock():
+        with db.postgres_migration_lock():
             migrations.run(database.obj, str(old))
         with database.atomic():
             org = Organization.create(name='Acme', slug='acme')
