@@ -298,6 +298,9 @@ class ProliferateServer(Server):
     def prepare(self):
         if self.api_key is not None:  # a second process of a group: the project exists
             return
+        # The admin commands never create a database: migrate makes the empty one first.
+        subprocess.run([sys.executable, '-m', 'proliferate', 'migrate'], cwd=ROOT, env=self.env(),
+                       capture_output=True, timeout=120, check=False)
         done = subprocess.run([sys.executable, '-m', 'proliferate', 'project', 'create', 'bench'],
                               cwd=ROOT, env=self.env(), capture_output=True, text=True, timeout=120,
                               check=False)

@@ -1,3 +1,3 @@
 """Proliferate: a self-hosted error tracker. Importing the package has no side effects."""
 
-__version__ = '0.1.0'
+__version__ = '0.2.0'

@@ -142,7 +142,14 @@ def settings_from(args):
     return Config.from_env(os.environ, **overrides)
 
 
-def open_db(config):
+def open_db(config, *, create=False):
+    """Open and migrate the configured database. Only `migrate` may create a SQLite file (serve
+    and restore never come here): an admin command run in another directory than the server
+    would otherwise make an empty database and print keys the running server has never seen."""
+    path = backup.sqlite_path(config.database_url) if config.database_url.startswith('sqlite:///') else None
+    if path is not None and not create and not path.exists():
+        raise CommandError(f'no database at {path.resolve()}: run this in the directory where '
+                           '`proliferate serve` runs, or set PROLIFERATE_DATABASE_URL')
     db.open_database(config.database_url, synchronous=config.sqlite_synchronous)
     db.migrate()
 
@@ -387,6 +394,9 @@ COMMANDS = {
 
 FILE_COMMANDS = {'backup': cmd_backup, 'restore': cmd_restore}
 
+# The commands that may create a new SQLite file; every other one needs the server's database.
+CREATES_DATABASE = {'serve', 'migrate', 'restore'}
+
 
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(levelname)s %(name)s: %(message)s')
@@ -413,7 +423,7 @@ def main(argv=None):
             return 1
         return 0
     try:
-        open_db(config)
+        open_db(config, create=args.command in CREATES_DATABASE)
         if args.command == 'migrate':
             print('Schema up to date:', ', '.join(db.schema_version()))
             return 0

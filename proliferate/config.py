@@ -65,7 +65,7 @@ SETTINGS = (
     ('event_retention_days', int, 90,
      'Events older than this many days are deleted (issues and their counts stay); 0 keeps them.'),
     ('backup_dir', str, '',
-     'Directory of the daily SQLite backup (03:00 UTC); empty: no scheduled backup.'),
+     'Directory of the daily SQLite backup (03:17 UTC); empty: no scheduled backup.'),
     ('backup_keep', int, 7, 'How many daily backups to keep in backup_dir.'),
     ('smtp_host', str, '', 'SMTP server for notification email; empty: no email is sent.'),
     ('smtp_port', int, 25, 'SMTP port (usually 587 with STARTTLS, 465 with SSL).'),

@@ -7,6 +7,7 @@ import shutil
 import types
 from pathlib import Path
 
+import markers
 import pytest
 from argon2 import PasswordHasher
 from browser import chromium_browser  # noqa: F401  (session fixture, one Playwright for all modules)
@@ -38,6 +39,25 @@ def pytest_collection_modifyitems(config, items):
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """`browser` tests need Chromium and `network` tests the package registries: without them a
+    test is skipped with the reason, or fails under CI=true. Asked before any fixture starts."""
+    names = {mark.name for mark in item.iter_markers()} & {'browser', 'network'}
+    if not names:
+        return
+    verdict = markers.decide(
+        names, ci=markers.is_ci(), urls=markers.registries(),
+        chromium=lambda: markers.chromium_problem(markers.chromium_path()),
+        registry=markers.registry_problem)
+    if verdict is None:
+        return
+    action, reason = verdict
+    if action == 'fail':
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope='session', autouse=True)

@@ -61,6 +61,7 @@ def get(url, token):
 
 @pytest.mark.slow
 def test_admin_commands_then_serve_ingest_and_sigterm(env):
+    run(env, 'migrate')  # the admin commands never create the database
     key = last_line(run(env, 'project', 'create', 'Web Shop', '--org', 'acme'))
     assert key.startswith('pk_') and len(key) == 35
     run(env, 'user', 'create', 'ops@example.com', '--admin', '--password', 'pw-long-enough', '--org', 'acme')
@@ -136,8 +137,31 @@ def test_migrate_records_the_schema_and_upgrades_an_older_file(env, tmp_path):
     assert key.startswith('pk_')
 
 
+def test_admin_commands_refuse_to_create_a_database(tmp_path):
+    """Run in another directory than the server, `project create` would make an empty
+    proliferate.db and print a key the server refuses: it says where it looked instead."""
+    environ = {name: value for name, value in os.environ.items() if not name.startswith('PROLIFERATE_')}
+    environ['PYTHONPATH'] = ROOT
+    command = [sys.executable, '-m', 'proliferate']
+    refused = subprocess.run(command + ['project', 'create', 'web'], env=environ, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1
+    assert refused.stdout == ''
+    assert refused.stderr.strip() == (
+        f'proliferate: no database at {tmp_path.resolve()}/proliferate.db: run this in the directory '
+        'where `proliferate serve` runs, or set PROLIFERATE_DATABASE_URL')
+    assert not (tmp_path / 'proliferate.db').exists()
+    assert subprocess.run(command + ['migrate'], env=environ, cwd=tmp_path, capture_output=True,
+                          timeout=60).returncode == 0
+    created = subprocess.run(command + ['project', 'create', 'web'], env=environ, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    assert last_line(created).startswith('pk_')
+
+
 @pytest.mark.slow
 def test_a_forgotten_password_is_reset_from_the_command_line(env):
+    run(env, 'migrate')
     run(env, 'user', 'create', 'ops@example.com', '--password', 'old-password-1')
     result = subprocess.run([sys.executable, '-m', 'proliferate', 'user', 'password', 'ops@example.com'],
                             env=env, cwd=ROOT, input='new-password-2\n', capture_output=True,

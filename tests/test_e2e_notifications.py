@@ -342,6 +342,7 @@ def test_the_running_server_sends_alerts_on_its_own(tmp_path, inbox):
                PROLIFERATE_PORT=str(port), PROLIFERATE_SMTP_HOST='127.0.0.1',
                PROLIFERATE_SMTP_PORT=str(inbox.port), PROLIFERATE_BASE_URL=BASE_URL)
     command = [sys.executable, '-m', 'proliferate']
+    subprocess.run(command + ['migrate'], env=env, check=True, capture_output=True)
     subprocess.run(command + ['user', 'create', 'me@example.test', '--org', 'acme'], env=env,
                    check=True, capture_output=True)
     created = subprocess.run(command + ['project', 'create', 'web', '--org', 'acme'], env=env,

@@ -654,6 +654,7 @@ def test_notify_test_command(tmp_path, inbox, receiver):
     env = dict(os.environ, PROLIFERATE_DATABASE_URL=url, PROLIFERATE_SMTP_HOST='127.0.0.1',
                PROLIFERATE_SMTP_PORT=str(inbox.port), PROLIFERATE_SMTP_STARTTLS='0')
     command = [sys.executable, '-m', 'proliferate']
+    subprocess.run(command + ['migrate'], env=env, check=True, capture_output=True)
     subprocess.run(command + ['user', 'create', 'owner@example.test', '--org', 'acme', '--admin'],
                    env=env, check=True, capture_output=True)
     db.open_database(url)
