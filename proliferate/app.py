@@ -5,15 +5,20 @@ It never reads os.environ, opens a socket or starts a thread: the server (or a t
 writer and hands it in.
 """
 
+import ipaddress
 import logging
 
 import falcon
 
 from proliferate import api
+from proliferate import check
 from proliferate import db
 from proliferate import jsonapi
+from proliferate import logs
+from proliferate import metrics
 from proliferate import openapi
 from proliferate import paths
+from proliferate.config import metrics_networks
 from proliferate.ingest import resources
 from proliferate.ingest import sentry_api
 from proliferate.ingest.admission import DropCounter
@@ -51,6 +56,36 @@ class Health:
         jsonapi.send(resp, body)
 
 
+class Metrics:
+    """/metrics in the Prometheus text format: for an address in metrics_allow, or with a site
+    admin's read token (the figures span every organization)."""
+
+    CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+
+    def __init__(self, config, writer, job_stats, leader=None):
+        self.config = config
+        self.writer = writer
+        self.job_stats = job_stats
+        self.leader = leader
+        self.networks = metrics_networks(config.metrics_allow)
+
+    def address_allowed(self, address):
+        try:
+            ip = ipaddress.ip_address(address or '')
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+    def on_get(self, req, resp):
+        if not self.address_allowed(req.remote_addr):
+            token = jsonapi.require_token(req)
+            if not token.user.is_admin:
+                raise falcon.HTTPForbidden(description='/metrics needs a site admin\'s read token')
+        resp.content_type = self.CONTENT_TYPE
+        resp.text = metrics.render(writer=self.writer, job_stats=self.job_stats,
+                                   database_url=self.config.database_url, leader=self.leader)
+
+
 def handle_unexpected(req, resp, error, params):
     log.exception('unexpected error on %s %s', req.method, req.path)
     raise falcon.HTTPInternalServerError(description='internal error; it has been logged')
@@ -65,12 +100,16 @@ class DatabaseInt(falcon.routing.IntConverter):
 
 
 def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=None,
-               leader=None, usage=None):
+               leader=None, usage=None, job_stats=None):
     drops = drops if drops is not None else DropCounter()
+    # The scheduled jobs' runs and failures (server.serve hands in the scheduler's).
+    job_stats = job_stats if job_stats is not None else metrics.JobStats()
     usage = usage or KeyUsage()
     keys = keys or KeyCache(config.key_cache_seconds)
     limiter = limiter or RateLimiter(config.rate_limit_per_minute)
-    app = falcon.App(middleware=[ReadConnection(), guard.CrossSiteGuard(config.base_url),
+    # The access log comes first: it times every request, refused ones included.
+    app = falcon.App(middleware=[logs.AccessLog(), ReadConnection(),
+                                 guard.CrossSiteGuard(config.base_url),
                                  guard.SecurityHeaders()])
     app.req_options.strip_url_path_trailing_slash = True
     app.router_options.converters['int'] = DatabaseInt
@@ -91,6 +130,7 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
         app.add_route(f'{prefix}/api/{{project_id}}/store', store)
 
     app.add_route('/healthz', Health(writer, leader))
+    app.add_route('/metrics', Metrics(config, writer, job_stats, leader))
     app.add_route('/api/openapi.json', openapi.OpenAPI())
     app.add_route('/api/v1/projects', api.Projects(config.base_url))
     app.add_route('/api/v1/projects/{project_id:int}', api.ProjectItem(config.base_url))
@@ -108,7 +148,9 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
     app.add_route('/api/v1/projects/{project_id:int}/releases', upload_api.ProjectReleases())
     # The issue browser; its errors are HTML pages, those of /api and ingest stay JSON.
     deps = base.Deps(templates=templating.make_environment(config.templates_dir), writer=writer,
-                     config=config, keys=keys, clock=clock)
+                     config=config, keys=keys, clock=clock,
+                     attention=check.Attention(config=config, writer=writer, job_stats=job_stats,
+                                               clock=clock))
     routes.add_routes(app, deps)
     app.set_error_serializer(base.error_serializer(deps.templates, jsonapi.serialize_error))
     app.add_static_route('/static', str(config.static_dir.resolve()))

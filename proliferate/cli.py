@@ -10,6 +10,7 @@ import sys
 from proliferate import __version__
 from proliferate import auth
 from proliferate import backup
+from proliferate import check
 from proliferate import db
 from proliferate import orgs
 from proliferate import times
@@ -113,6 +114,10 @@ def build_parser():
     p.add_argument('token')
     add_settings(p)
 
+    p = sub.add_parser('check', help='report what is wrong or risky with the settings, the '
+                                     'database, the base URL, SMTP, the disk and the backups')
+    p.add_argument('--strict', action='store_true', help='exit status 1 on warnings too')
+    add_settings(p)
     p = sub.add_parser('backup', help='copy the live SQLite database to PATH, verified')
     p.add_argument('path', help='a file, or a directory for a dated file')
     add_settings(p)
@@ -360,6 +365,20 @@ def cmd_sourcemaps_upload(args, config):
     return 1 if failures else 0
 
 
+def cmd_check(args, config):
+    """One line per check; exit status 1 when one failed (or warned, with --strict). It only
+    reads: a missing SQLite file is not created and no migration runs."""
+    findings = check.run_checks(config)
+    width = max(len(finding.subject) for finding in findings)
+    for finding in findings:
+        print(f'{finding.level:<4}  {finding.subject:<{width}}  {finding.message}')
+    failed = [f for f in findings if f.level == check.FAIL]
+    warned = [f for f in findings if f.level == check.WARN]
+    print(f'{len(failed)} failed, {len(warned)} warning(s), '
+          f'{len(findings) - len(failed) - len(warned)} ok')
+    return 1 if failed or (args.strict and warned) else 0
+
+
 def cmd_notify_test(args, config):
     """Sends outside any transaction: a slow SMTP server must not hold the write lock."""
     try:
@@ -411,6 +430,8 @@ def main(argv=None):
         return serve(config)
     if args.command == 'notify':
         return cmd_notify_test(args, config)
+    if args.command == 'check':
+        return cmd_check(args, config)
     if args.command == 'sourcemaps':
         return cmd_sourcemaps_upload(args, config)
     if args.command in FILE_COMMANDS:

@@ -4,6 +4,7 @@ Config.from_env() is the only reader of PROLIFERATE_* variables; the CLI maps th
 """
 
 import dataclasses
+import ipaddress
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,16 @@ SETTINGS = (
     ('leader_retry_seconds', float, 15.0,
      'How often a process that does not run the scheduled jobs tries to take over (and the one '
      'that does checks its lock).'),
+    # Operations.
+    ('log_level', str, 'INFO',
+     'Log level: DEBUG, INFO, WARNING or ERROR (DEBUG also shows the scheduler\'s and Waitress\'s '
+     'routine lines).'),
+    ('log_format', str, 'text',
+     'text (one readable line per record) or json (one JSON object per line: time, level, logger, '
+     'message, and method, path, status, duration_ms, client on access lines).'),
+    ('metrics_allow', str, '',
+     'Client addresses or networks (comma-separated, e.g. 127.0.0.1,10.0.0.0/8) that may read '
+     '/metrics without a token; empty: only with a site admin\'s read token.'),
 )
 
 
@@ -131,6 +142,10 @@ class Config:
     upload_token: str = ''
     # Several processes on one database.
     leader_retry_seconds: float = 15.0
+    # Operations.
+    log_level: str = 'INFO'
+    log_format: str = 'text'
+    metrics_allow: str = ''
 
     def __post_init__(self):
         validate(self)
@@ -174,9 +189,26 @@ def validate(config):
         raise ValueError('event_retention_days must be >= 0 and backup_keep >= 1')
     if config.leader_retry_seconds <= 0:
         raise ValueError('leader_retry_seconds must be above 0')
+    if config.log_level.upper() not in LOG_LEVELS:
+        raise ValueError(f'log_level must be one of {", ".join(LOG_LEVELS)}, got {config.log_level!r}')
+    if config.log_format not in ('text', 'json'):
+        raise ValueError(f'log_format must be text or json, got {config.log_format!r}')
+    try:
+        metrics_networks(config.metrics_allow)
+    except ValueError as error:
+        raise ValueError(f'metrics_allow: {error}') from None
     for name in ('threads', 'writer_queue_size', 'writer_batch_size'):
         if getattr(config, name) < 1:
             raise ValueError(f'{name} must be at least 1')
+
+
+LOG_LEVELS = ('DEBUG', 'INFO', 'WARNING', 'ERROR')
+
+
+def metrics_networks(raw):
+    """The metrics_allow setting as ip_network objects (a bare address is a /32 or /128)."""
+    return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                 for part in raw.split(',') if part.strip())
 
 
 def settings_markdown():

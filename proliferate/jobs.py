@@ -1,6 +1,7 @@
 """Scheduled jobs: module-level, idempotent functions that the scheduler runs and tests call
 directly, and build_scheduler() that adds them (not started: only server.serve() starts it).
-Jobs that write hand their writes to the writer."""
+Jobs that write hand their writes to the writer. Each job's runs and failures are counted in a
+metrics.JobStats (for /metrics and the admin banner)."""
 
 import logging
 
@@ -8,6 +9,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from proliferate import backup
 from proliferate import db
+from proliferate import metrics
 from proliferate import retention
 from proliferate import times
 from proliferate.notifications import digests
@@ -64,23 +66,29 @@ def send_digests(config, writer=None, clock=times.utcnow, ssl_context=None):
 JOB_DEFAULTS = {'coalesce': True, 'max_instances': 1, 'misfire_grace_time': 60}
 
 
-def build_scheduler(config, *, writer=None):
+def build_scheduler(config, *, writer=None, job_stats=None):
+    """job_stats: where each run and failure is counted (a fresh one if not given)."""
+    stats = job_stats if job_stats is not None else metrics.JobStats()
     scheduler = BackgroundScheduler(timezone='UTC', job_defaults=JOB_DEFAULTS)
-    scheduler.add_job(checkpoint_wal, 'interval', minutes=5, id='checkpoint_wal',
-                      replace_existing=True)
+
+    def add(func, *trigger, id, **options):  # noqa: A002 (APScheduler's name)
+        scheduler.add_job(stats.tracked(id, func), *trigger, id=id, replace_existing=True,
+                          **options)
+
+    add(checkpoint_wal, 'interval', minutes=5, id='checkpoint_wal')
     if writer is not None:
         # Hourly, in chunks through the writer: ingest interleaves with the deletes.
-        scheduler.add_job(enforce_retention, 'interval', hours=1, id='enforce_retention',
-                          kwargs={'writer': writer, 'config': config}, replace_existing=True)
+        add(enforce_retention, 'interval', hours=1, id='enforce_retention',
+            kwargs={'writer': writer, 'config': config})
     if config.backup_dir:
-        scheduler.add_job(backup_database, 'cron', hour=3, minute=17, id='backup_database',
-                          kwargs={'config': config}, replace_existing=True)
+        add(backup_database, 'cron', hour=3, minute=17, id='backup_database',
+            kwargs={'config': config})
     # A fixed time of day rather than an interval, so a server restarted daily still runs it.
-    scheduler.add_job(cleanup_sourcemaps, 'cron', hour=4, minute=10, id='cleanup_sourcemaps',
-                      kwargs={'config': config, 'writer': writer}, replace_existing=True)
+    add(cleanup_sourcemaps, 'cron', hour=4, minute=10, id='cleanup_sourcemaps',
+        kwargs={'config': config, 'writer': writer})
     # Notifications: sending never runs on a request or the writer's ingest path.
-    scheduler.add_job(send_outbox, 'interval', seconds=10, id='send_outbox',
-                      kwargs={'config': config, 'writer': writer}, replace_existing=True)
-    scheduler.add_job(send_digests, 'interval', minutes=5, id='send_digests',
-                      kwargs={'config': config, 'writer': writer}, replace_existing=True)
+    add(send_outbox, 'interval', seconds=10, id='send_outbox',
+        kwargs={'config': config, 'writer': writer})
+    add(send_digests, 'interval', minutes=5, id='send_digests',
+        kwargs={'config': config, 'writer': writer})
     return scheduler

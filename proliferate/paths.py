@@ -15,7 +15,7 @@ INGEST_PREFIXES = ('/api/v1/errors', '/v1/errors')
 SENTRY_ENDINGS = ('/envelope', '/envelope/', '/store', '/store/')
 SENTRY_PATH = re.compile(r'(/[^?#]*)?/api/([^/]+)/(envelope|store)/?')
 # JSON with bearer tokens (or nothing): no cookies, so no CSRF; errors as {"detail": ...}.
-API_PREFIXES = ('/api/', '/v1/', '/healthz')
+API_PREFIXES = ('/api/', '/v1/', '/healthz', '/metrics')
 
 
 def kind(path):

@@ -12,6 +12,7 @@ import waitress
 from waitress import wasyncore
 
 from proliferate import db
+from proliferate import logs
 from proliferate import regroup
 from proliferate import times
 from proliferate.app import create_app
@@ -20,6 +21,7 @@ from proliferate.ingest.store import Store
 from proliferate.ingest.writer import Writer
 from proliferate.leader import Leader
 from proliferate.leader import lock_for
+from proliferate.metrics import JobStats
 from proliferate.sourcemaps.resolver import Resolver
 from proliferate.sourcemaps.upload_api import MAX_UPLOAD_BODY
 
@@ -95,13 +97,15 @@ def limit_malloc_arenas(arenas=2):
 def serve(config, *, on_ready=None):
     from proliferate.jobs import build_scheduler
 
+    logs.setup(config.log_level, config.log_format)
     limit_malloc_arenas()
     writer, drops, _store = build_services(config)
     # Of the processes sharing the database, the one holding this lock runs the scheduled jobs.
     leader = Leader(lock_for(config.database_url), retry_seconds=config.leader_retry_seconds)
-    app = create_app(config, writer=writer, drops=drops, leader=leader)
+    job_stats = JobStats()  # the jobs' runs and failures, for /metrics and the admin banner
+    app = create_app(config, writer=writer, drops=drops, leader=leader, job_stats=job_stats)
     server = create_server(config, app)
-    scheduler = build_scheduler(config, writer=writer)
+    scheduler = build_scheduler(config, writer=writer, job_stats=job_stats)
     # Every process runs the scheduler; each job runs only while its process leads, and checks
     # the lock's session just before it runs, so a process that lost the lock stops at once
     # rather than at its next check (pausing and resuming the scheduler would leave that gap).

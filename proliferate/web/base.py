@@ -105,6 +105,8 @@ class Deps:
     config: object
     keys: object
     clock: object = utcnow
+    # check.Attention: what the admin banner shows (None: no banner).
+    attention: object = None
 
 
 class Page:
@@ -116,6 +118,7 @@ class Page:
         self.config = deps.config
         self.keys = deps.keys
         self.clock = deps.clock
+        self.attention = deps.attention
 
     # -- rendering --
 
@@ -133,7 +136,15 @@ class Page:
             resp, self.templates.get_template(name),
             user=user, memberships=memberships, org=org, role=role,
             csrf_token=guard.csrf_token(req, resp), path=req.relative_uri, now=self.clock(),
-            notice=NOTICES.get(req.get_param('notice') or ''), **ctx)
+            notice=NOTICES.get(req.get_param('notice') or ''),
+            attention=self.attention_for(user), **ctx)
+
+    def attention_for(self, user):
+        """The admin banner's messages: shown to site admins only, because what it reports (the
+        disk, backups, the writer, the jobs) belongs to the server, not to one organization."""
+        if user is None or not user.is_admin or self.attention is None:
+            return []
+        return self.attention.messages()
 
     def form(self, req):
         return Form(req.get_media())
