@@ -15,8 +15,10 @@ from factories import FakeClock
 from factories import database_url_for
 from factories import make_project
 from factories import make_token
+from factories import make_user
 from factories import reset_database
 from pageclient import HttpClient
+from pageclient import PageClient
 from pageclient import start_server
 from pageclient import stop_server
 
@@ -149,3 +151,23 @@ def http(live_server):
 @pytest.fixture
 def read_api(live_server, project):
     return HttpClient(live_server, make_token(project.org_id))
+
+
+@pytest.fixture
+def owner(services):
+    """A signed-up owner of the organization 'acme'."""
+    return make_user('owner@example.com')
+
+
+@pytest.fixture
+def web(services):
+    """The project 'web' of 'acme', with its ingest key."""
+    return make_project('web')
+
+
+@pytest.fixture
+def browser(client, owner):
+    """The pages as the owner sees them, signed in (a cookie-keeping test client)."""
+    page = PageClient(client)
+    page.login(owner.email)
+    return page

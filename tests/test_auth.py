@@ -37,11 +37,6 @@ def timed_client(config, services, clock):
         create_app(config, writer=services.writer, drops=services.drops, clock=clock))
 
 
-@pytest.fixture
-def owner(services):
-    return make_user('owner@example.com')
-
-
 def sessions():
     with db.database.connection_context():
         return list(Session.select())

@@ -41,23 +41,6 @@ from proliferate.web import urls
 HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(2)>"\'&'
 
 
-@pytest.fixture
-def owner(services):
-    return make_user('owner@example.com')
-
-
-@pytest.fixture
-def web(services):
-    return make_project('web')
-
-
-@pytest.fixture
-def browser(client, owner):
-    page = PageClient(client)
-    page.login(owner.email)
-    return page
-
-
 def iso(value):
     return value.isoformat(timespec='milliseconds') + 'Z'
 

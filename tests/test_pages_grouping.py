@@ -4,11 +4,8 @@ issue page, and a project's own in-app and library patterns in its settings."""
 
 import re
 
-import pytest
 from factories import event
 from factories import make_project
-from factories import make_user
-from pageclient import PageClient
 from pageclient import send
 
 from proliferate import db
@@ -34,23 +31,6 @@ Traceback (most recent call last):
     raise PricesUnavailable('price service down') from error
 app.errors.PricesUnavailable: price service down
 '''
-
-
-@pytest.fixture
-def owner(services):
-    return make_user('owner@example.com')
-
-
-@pytest.fixture
-def web(services):
-    return make_project('web')
-
-
-@pytest.fixture
-def browser(client, owner):
-    page = PageClient(client)
-    page.login(owner.email)
-    return page
 
 
 def issues_of(project_id):
