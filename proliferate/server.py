@@ -5,6 +5,7 @@ and stop in order (listener, in-flight requests, scheduler, writer drain, databa
 import ctypes
 import logging
 import signal
+import sys
 import threading
 import time
 
@@ -92,6 +93,12 @@ def serve(config, *, on_ready=None):
     from proliferate.jobs import build_scheduler
 
     limit_malloc_arenas()
+    # A file that is not ours, too new or damaged is refused before anything opens it for
+    # writing: migrating another application's database would change it.
+    usable, message = db.inspect_database(config.database_url)
+    if not usable:
+        print(f'proliferate: not starting: {message}', file=sys.stderr, flush=True)
+        return 3
     writer, drops, _store = build_services(config)
     # Of the processes sharing the database, the one holding this lock runs the scheduled jobs.
     leader = Leader(lock_for(config.database_url), retry_seconds=config.leader_retry_seconds)
