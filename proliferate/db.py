@@ -426,7 +426,10 @@ def _inspect_sqlite(url):
         except sqlite3.DatabaseError as error:
             return False, f'{where} is damaged ({error}); {RESTORE_HINT}'
     if problems != ['ok']:
-        return False, f'{where} is damaged ({"; ".join(problems)[:300]}); {RESTORE_HINT}'
+        # One line: quick_check's report spans lines and opens with a banner.
+        detail = '; '.join(' '.join(problem.replace('*** in database main ***', '').split())
+                           for problem in problems)
+        return False, f'{where} is damaged ({detail[:300]}); {RESTORE_HINT}'
     ok, message = judge_schema(tables, applied)
     return ok, f'{where}: {message}' if ok else f'{where} is refused: {message}'
 
