@@ -142,17 +142,27 @@ def heal_connection():
     """After a failed transaction on this thread's long-lived connection (the writer's): one the
     server dropped (a PostgreSQL restart or failover) is replaced, so the writer recovers by
     itself instead of failing every commit. Never raises; a no-op when the connection is fine."""
+    global _heal_logged
     try:
         if not database.is_closed() and database.is_connection_usable():
             return False
-        log.warning('database: the connection was lost; opening a new one')
         if not database.is_closed():
             database.close()
         database.connect()
+        log.warning('database: the connection was lost; a new one is open')
+        _heal_logged = 0.0
         return True
     except Exception as error:  # the server is still away: the next failure tries again
-        log.warning('database: reconnecting failed (%s)', error)
+        # One line every HEAL_LOG_SECONDS, not one per failed commit of the outage.
+        if time.monotonic() - _heal_logged >= HEAL_LOG_SECONDS:
+            _heal_logged = time.monotonic()
+            log.warning('database: reconnecting failed (%s); trying again with each write',
+                        ' '.join(str(error).split())[:300])
         return False
+
+
+HEAL_LOG_SECONDS = 10.0
+_heal_logged = 0.0
 
 
 def describe(url):
@@ -295,6 +305,10 @@ def classify_error(error):
                 isinstance(error, OSError) and error.errno == 28):
             return DISK_FULL
         if code in GONE_SQLSTATES or code.startswith('08'):
+            return UNAVAILABLE
+        # A long-lived connection whose reconnection failed (heal_connection) stays closed
+        # until the next try: the database is away.
+        if isinstance(error, peewee.InterfaceError) and 'connection not opened' in text:
             return UNAVAILABLE
         # psycopg's OperationalError without a SQLSTATE: the connection failed or was lost.
         if type(error).__module__.startswith('psycopg') and not code and type(error).__name__ in (

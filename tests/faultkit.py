@@ -78,7 +78,8 @@ class Served:
         return status, json.loads(text)
 
     def output(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text(errors='replace')
 
     def stop(self):

@@ -218,6 +218,8 @@ class Writer:
 
     def _commit(self, tickets):
         items = [item for ticket in tickets for item in ticket.items]
+        if database.is_closed():  # the last reconnection failed: try again before committing
+            db.heal_connection()
         try:
             with database.atomic():
                 results = self.process(items)
