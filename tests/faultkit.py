@@ -56,7 +56,7 @@ class Served:
         env = {**os.environ, 'PROLIFERATE_DATABASE_URL': url}
         env.update({f'PROLIFERATE_{key.upper()}': str(value) for key, value in settings.items()})
         env.pop('PROLIFERATE_TEST_DATABASE_URL', None)
-        self.log = open(self.log_path, 'wb')  # noqa: SIM115 (closed by stop())
+        self.log = open(self.log_path, 'wb')  # closed by stop()
         self.process = subprocess.Popen(
             [sys.executable, '-m', 'proliferate', 'serve', '--port', str(self.port)],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
