@@ -314,7 +314,8 @@ def classify_error(error):
         if type(error).__module__.startswith('psycopg') and not code and type(error).__name__ in (
                 'OperationalError', 'InterfaceError'):
             return UNAVAILABLE
-        error = error.__cause__ or error.__context__ or (
+        # Peewee keeps the driver's exception as .orig.
+        error = getattr(error, 'orig', None) or error.__cause__ or error.__context__ or (
             error.args[0] if error.args and isinstance(error.args[0], BaseException) else None)
     return None
 
