@@ -107,7 +107,8 @@ def finish_requests(server, timeout=10):
                       for channel in list(server._map.values()))
         if not (dispatcher.active_count or dispatcher.queue or sending):
             break
-        wasyncore.loop(timeout=0.05, map=server._map, count=1)
+        # poll(), as the server's own loop: select() fails on a descriptor above 1,023.
+        wasyncore.loop(timeout=0.05, use_poll=True, map=server._map, count=1)
     dispatcher.shutdown(cancel_pending=False, timeout=max(0.0, deadline - time.monotonic()))
     server.close()
 
