@@ -78,7 +78,8 @@ def test_a_postgresql_restart_under_load_loses_nothing(config, cluster, tmp_path
         down = time.monotonic()
         pg_ctl(cluster, 'stop')
         try:
-            time.sleep(1.0)
+            outage_health = [server.health() for server in servers]
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - down)))
         finally:
             pg_ctl(cluster, 'start')
         up = time.monotonic()
@@ -115,6 +116,8 @@ def test_a_postgresql_restart_under_load_loses_nothing(config, cluster, tmp_path
           f'connection errors: {dict(errors)}; first 202 after the start: '
           f'{", ".join(f"{s:.2f} s" for s in recovered)}; leaders after: {leading}')
     assert not missing and not duplicated, (missing[:5], duplicated[:5])
+    for status, body in outage_health:
+        assert status == 503 and body['status'] == 'database_unavailable', body
     assert set(answers) <= {202, 503, 429}, answers
     assert not errors, errors
     assert not any(load.without_retry_after() for load in loads)
