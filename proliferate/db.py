@@ -418,6 +418,8 @@ def _inspect_sqlite(url):
         with open(path, 'rb') as handle:
             header = handle.read(len(SQLITE_HEADER))
     except FileNotFoundError:
+        if not path.parent.is_dir():
+            return False, f'{where} cannot be created: there is no directory {path.parent}'
         return True, f'{where} does not exist yet: it will be created'
     except OSError as error:
         return False, f'{where} cannot be read ({error.strerror}): check its permissions'

@@ -97,6 +97,9 @@ def test_serve_refuses_a_database_it_must_not_open_and_changes_nothing(case, tmp
 def test_inspect_accepts_ours_a_new_file_and_an_empty_one(tmp_path):
     assert db.inspect_database(f'sqlite:///{tmp_path}/absent.db') == (
         True, f'the database {tmp_path}/absent.db does not exist yet: it will be created')
+    assert db.inspect_database(f'sqlite:///{tmp_path}/nowhere/p.db') == (
+        False, f'the database {tmp_path}/nowhere/p.db cannot be created: there is no directory '
+               f'{tmp_path}/nowhere')
     (tmp_path / 'empty.db').write_bytes(b'')
     assert db.inspect_database(f'sqlite:///{tmp_path}/empty.db')[0] is True
     path = migrated(tmp_path / 'ours.db')
