@@ -39,20 +39,36 @@ class ReadConnection(db.ConnectionPerRequest):
     miss, and opening SQLite (with its pragmas) on every event would cost more than the event."""
 
     def process_request(self, req, resp):
-        if paths.kind(req.path) != paths.INGEST:
+        # /healthz connects itself, so that a database away is its answer, not an error.
+        if paths.kind(req.path) != paths.INGEST and req.path != '/healthz':
             super().process_request(req, resp)
 
 
 class Health:
+    """200 {'status': 'ok'} while the database reads and writes; 503 with the fault's kind
+    ('disk_full', 'database_unavailable'), since when and the error while it does not."""
+
     def __init__(self, writer, leader=None):
         self.writer = writer
         self.leader = leader
 
     def on_get(self, req, resp):
-        db.database.execute_sql('SELECT 1')
         body = {'status': 'ok', 'writer_queue': self.writer.pending}
         if self.leader is not None:  # whether this process runs the scheduled jobs
             body['leader'] = self.leader.is_leader
+        fault = self.writer.fault() if hasattr(self.writer, 'fault') else None
+        try:
+            db.database.connect(reuse_if_open=True)
+            db.database.execute_sql('SELECT 1')
+        except Exception as error:
+            kind = db.classify_error(error)
+            if kind is None:
+                raise
+            fault = fault or {'kind': kind, 'error': str(error).strip()[:300]}
+        if fault is not None:
+            body.update(status=fault['kind'], fault=fault)
+            jsonapi.send(resp, body, falcon.HTTP_503, {'Retry-After': '5'})
+            return
         jsonapi.send(resp, body)
 
 
@@ -87,6 +103,13 @@ class Metrics:
 
 
 def handle_unexpected(req, resp, error, params):
+    # A full disk or a database away is not a bug: the client is told to come back.
+    kind = db.classify_error(error)
+    if kind is not None:
+        log.warning('%s %s: %s (%s)', req.method, req.path, kind, str(error).strip()[:200])
+        raise falcon.HTTPServiceUnavailable(
+            description=f'the database is not available ({kind.replace("_", " ")}); retry later',
+            headers={'Retry-After': '5'})
     log.exception('unexpected error on %s %s', req.method, req.path)
     raise falcon.HTTPInternalServerError(description='internal error; it has been logged')
 

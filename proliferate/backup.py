@@ -11,6 +11,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from proliferate import db
 from proliferate.times import utcnow
 
 NAME_FORMAT = 'proliferate-%Y%m%dT%H%M%SZ.db'
@@ -61,21 +62,32 @@ def copy_database(source_path, target_path):
         partial.unlink()
     # A plain connection, not mode=ro: a read-only one cannot open a WAL database whose -shm
     # file is missing (the server is stopped). It only reads.
-    source = sqlite3.connect(source_path, timeout=30)
     try:
-        target = sqlite3.connect(partial)
+        source = sqlite3.connect(source_path, timeout=30)
         try:
-            # One step (pages=-1): the copy is of one read snapshot. In WAL mode a reader never
-            # blocks the writer, so ingest goes on while the copy is made.
-            source.backup(target, pages=-1)
-            target.execute('PRAGMA journal_mode=DELETE')
-            pages = target.execute('PRAGMA page_count').fetchone()[0]
+            target = sqlite3.connect(partial)
+            try:
+                # One step (pages=-1): the copy is of one read snapshot. In WAL mode a reader
+                # never blocks the writer, so ingest goes on while the copy is made.
+                source.backup(target, pages=-1)
+                target.execute('PRAGMA journal_mode=DELETE')
+                pages = target.execute('PRAGMA page_count').fetchone()[0]
+            finally:
+                target.close()
         finally:
-            target.close()
-    finally:
-        source.close()
-    with open(partial, 'rb') as handle:
-        os.fsync(handle.fileno())
+            source.close()
+        with open(partial, 'rb') as handle:
+            os.fsync(handle.fileno())
+    except (sqlite3.Error, OSError) as error:
+        # A full backup directory (or any failed write there) leaves no partial copy behind;
+        # the database was only read.
+        partial.unlink(missing_ok=True)
+        if db.classify_error(error) == db.DISK_FULL:
+            raise BackupError(f'no space left in {target_path.parent} for the backup ({error}); '
+                              'the database is untouched: free space there or set another '
+                              'backup directory') from error
+        raise BackupError(f'the backup to {target_path} failed ({error}); the database is '
+                          'untouched') from error
     result = integrity(partial)
     if result != 'ok':
         partial.unlink()

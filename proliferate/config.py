@@ -42,8 +42,13 @@ SETTINGS = (
      'Peewee database URL: sqlite:///relative.db, sqlite:////absolute/path.db or postgresql://...'),
     ('base_url', str, '', 'Public URL of this server, used in links in emails and snippets.'),
     ('threads', int, 16, 'Waitress worker threads (each waits for its events to be committed).'),
-    ('connection_limit', int, 1000, 'Waitress: most connections open at once.'),
-    ('channel_timeout', int, 60, 'Waitress: seconds before an idle connection is closed.'),
+    ('connection_limit', int, 4000,
+     'Waitress: most connections open at once; past it new connections wait in the listen '
+     'backlog (1,024) until one closes. 1,000 slow or silent clients leave others unhindered '
+     'at 4,000 (at 1,000 they took every slot). The open-file limit is raised to match.'),
+    ('channel_timeout', int, 30,
+     'Waitress: seconds after which a connection that sent nothing is closed (checked every '
+     '30 s); a client sending a byte at a time is not idle: see connection_limit.'),
     ('trusted_proxy', str, '',
      'Address of a reverse proxy whose X-Forwarded-* headers are believed (the client address '
      'for login throttling, https for Secure cookies); empty: none.'),
@@ -110,8 +115,8 @@ class Config:
     database_url: str = 'sqlite:///proliferate.db'
     base_url: str = ''
     threads: int = 16
-    connection_limit: int = 1000
-    channel_timeout: int = 60
+    connection_limit: int = 4000
+    channel_timeout: int = 30
     trusted_proxy: str = ''
     trusted_proxy_headers: str = 'x-forwarded-for x-forwarded-proto x-forwarded-host'
     sqlite_synchronous: str = 'FULL'
@@ -197,7 +202,8 @@ def validate(config):
         metrics_networks(config.metrics_allow)
     except ValueError as error:
         raise ValueError(f'metrics_allow: {error}') from None
-    for name in ('threads', 'writer_queue_size', 'writer_batch_size'):
+    for name in ('threads', 'writer_queue_size', 'writer_batch_size', 'connection_limit',
+                 'channel_timeout'):
         if getattr(config, name) < 1:
             raise ValueError(f'{name} must be at least 1')
 

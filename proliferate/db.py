@@ -7,6 +7,9 @@ import contextlib
 import fcntl
 import logging
 import os
+import sqlite3
+import threading
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -139,17 +142,27 @@ def heal_connection():
     """After a failed transaction on this thread's long-lived connection (the writer's): one the
     server dropped (a PostgreSQL restart or failover) is replaced, so the writer recovers by
     itself instead of failing every commit. Never raises; a no-op when the connection is fine."""
+    global _heal_logged
     try:
         if not database.is_closed() and database.is_connection_usable():
             return False
-        log.warning('database: the connection was lost; opening a new one')
         if not database.is_closed():
             database.close()
         database.connect()
+        log.warning('database: the connection was lost; a new one is open')
+        _heal_logged = 0.0
         return True
     except Exception as error:  # the server is still away: the next failure tries again
-        log.warning('database: reconnecting failed (%s)', error)
+        # One line every HEAL_LOG_SECONDS, not one per failed commit of the outage.
+        if time.monotonic() - _heal_logged >= HEAL_LOG_SECONDS:
+            _heal_logged = time.monotonic()
+            log.warning('database: reconnecting failed (%s); trying again with each write',
+                        ' '.join(str(error).split())[:300])
         return False
+
+
+HEAL_LOG_SECONDS = 10.0
+_heal_logged = 0.0
 
 
 def describe(url):
@@ -194,11 +207,13 @@ MIGRATE_LOCK_KEY = int.from_bytes(b'migrate!', 'big')
 
 
 @contextlib.contextmanager
-def sqlite_migration_lock():
+def sqlite_migration_lock(path=None):
     """Processes started together on one SQLite file take turns to connect and migrate:
     flock() on a lock file beside the database. Not on the database file itself: closing any
     descriptor of that file would drop the fcntl locks SQLite holds on it in this process."""
-    path = database.obj.database if is_sqlite() else ''
+    if path is None:
+        path = database.obj.database if is_sqlite() else ''
+    path = str(path)
     if not path or path == ':memory:' or path.startswith('file:'):
         yield
         return
@@ -267,3 +282,189 @@ def chunks(values, size):
     values = list(values)
     for start in range(0, len(values), size):
         yield values[start:start + size]
+
+
+# What a failed database call means for the operator: the writer's fault state, /healthz and the
+# 503 answers name these. Any other error is a bug, answered 500 and logged with its traceback.
+DISK_FULL = 'disk_full'
+UNAVAILABLE = 'database_unavailable'
+# SQLSTATEs: disk_full, and the server going away (admin or crash shutdown, starting up).
+DISK_FULL_SQLSTATES = frozenset(('53100',))
+GONE_SQLSTATES = frozenset(('57P01', '57P02', '57P03'))
+
+
+def classify_error(error):
+    """DISK_FULL, UNAVAILABLE or None for an exception (or what it wraps): a full disk under
+    SQLite or PostgreSQL, or a PostgreSQL server that cannot be reached or is restarting."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        code = getattr(error, 'sqlstate', None) or getattr(error, 'pgcode', None) or ''
+        text = str(error).lower()
+        if code in DISK_FULL_SQLSTATES or 'database or disk is full' in text or (
+                isinstance(error, OSError) and error.errno == 28):
+            return DISK_FULL
+        if code in GONE_SQLSTATES or code.startswith('08'):
+            return UNAVAILABLE
+        # A long-lived connection whose reconnection failed (heal_connection) stays closed
+        # until the next try: the database is away.
+        if isinstance(error, peewee.InterfaceError) and 'connection not opened' in text:
+            return UNAVAILABLE
+        # psycopg's OperationalError without a SQLSTATE: the connection failed or was lost.
+        if type(error).__module__.startswith('psycopg') and not code and type(error).__name__ in (
+                'OperationalError', 'InterfaceError'):
+            return UNAVAILABLE
+        # Peewee keeps the driver's exception as .orig.
+        error = getattr(error, 'orig', None) or error.__cause__ or error.__context__ or (
+            error.args[0] if error.args and isinstance(error.args[0], BaseException) else None)
+    return None
+
+
+def probe_write():
+    """A write that changes nothing, committed (on this thread's connection): it fails while the
+    disk is full or the server is away, and succeeds once the database can take writes again.
+    SQLite: the header's user_version set to its own value (a page written to the WAL)."""
+    with database.atomic():
+        if is_sqlite():
+            version, = database.execute_sql('PRAGMA user_version').fetchone()
+            database.execute_sql(f'PRAGMA user_version = {int(version)}')
+        else:
+            database.execute_sql('SELECT txid_current()')
+
+
+class FaultState:
+    """The last write failure of a known kind (DISK_FULL, UNAVAILABLE) and since when, for
+    /healthz, `proliferate check`, metrics and the admin banner. Thread-safe; cleared by the next
+    successful write."""
+
+    def __init__(self, clock=time.time):
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._fault = None  # (kind, message, since, last)
+        self.faults = 0  # how many faults began (a counter for metrics)
+
+    def failed(self, kind, error):
+        """-> True when this failure begins a fault (the caller logs it once)."""
+        now = self.clock()
+        with self._lock:
+            began = self._fault is None or self._fault[0] != kind
+            since = now if began else self._fault[2]
+            self._fault = (kind, str(error).strip().splitlines()[0][:300] if str(error) else kind,
+                           since, now)
+            self.faults += began
+        return began
+
+    def cleared(self):
+        """-> seconds the fault lasted, or None when there was none."""
+        now = self.clock()
+        with self._lock:
+            fault, self._fault = self._fault, None
+        return None if fault is None else now - fault[2]
+
+    def current(self):
+        """None, or {'kind', 'error', 'since' (Unix time), 'seconds'} of the fault under way."""
+        with self._lock:
+            fault = self._fault
+        if fault is None:
+            return None
+        kind, message, since, _last = fault
+        return {'kind': kind, 'error': message, 'since': since,
+                'seconds': round(max(0.0, self.clock() - since), 3)}
+
+
+# The first 16 bytes of every SQLite database file.
+SQLITE_HEADER = b'SQLite format 3\x00'
+RESTORE_HINT = ('restore a backup (`proliferate restore PATH`) or point PROLIFERATE_DATABASE_URL '
+                'at the Proliferate database')
+
+
+def known_migrations():
+    return {path.stem for path in MIGRATIONS_DIR.glob('[0-9]*.py')}
+
+
+def judge_schema(tables, applied):
+    """Pure: the tables of a database and its applied migrations -> (ok, message)."""
+    if not tables:
+        return True, 'empty: the schema will be created'
+    if 'schema_migration' not in tables:
+        shown = ', '.join(sorted(tables)[:5]) + (', ...' if len(tables) > 5 else '')
+        return False, (f'it holds another application\'s tables ({shown}), not Proliferate\'s; '
+                       f'{RESTORE_HINT}')
+    unknown = sorted(set(applied) - known_migrations())
+    if unknown:
+        return False, (f'its schema is newer than this release (migrations {", ".join(unknown)} '
+                       'are unknown here): upgrade Proliferate to the release that wrote it, or '
+                       'restore a backup taken with this release')
+    pending = len(known_migrations() - set(applied))
+    return True, f'Proliferate schema, {len(applied)} migrations applied, {pending} to apply'
+
+
+def inspect_database(url):
+    """-> (ok, one line): whether `serve` and `migrate` may open the database at url, and if not
+    what is wrong and what to do. Reads only: a file that is refused is left exactly as it was.
+    SQLite: the file's header, its structure (PRAGMA quick_check: every page is read, about a
+    second per GB) and its tables; PostgreSQL: that it answers and its tables."""
+    if url.startswith('sqlite'):
+        return _inspect_sqlite(url)
+    if is_postgresql(url):
+        return _inspect_postgresql(url)
+    return False, f'{describe(url)}: only sqlite:// and postgresql:// databases are supported'
+
+
+def _inspect_sqlite(url):
+    path = Path(db_url.parse(url)['database'])
+    where = f'the database {path}'
+    try:
+        with open(path, 'rb') as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        if not path.parent.is_dir():
+            return False, f'{where} cannot be created: there is no directory {path.parent}'
+        return True, f'{where} does not exist yet: it will be created'
+    except OSError as error:
+        return False, f'{where} cannot be read ({error.strerror}): check its permissions'
+    if not header:
+        return True, f'{where} is empty: the schema will be created'
+    if header != SQLITE_HEADER:
+        return False, f'{where} is not a SQLite database (it starts with {header[:8]!r}); {RESTORE_HINT}'
+    # Under the migration lock: a server migrating this file at this moment is waited for.
+    with sqlite_migration_lock(path):
+        try:
+            connection = sqlite3.connect(f'file:{path}?mode=ro', uri=True, timeout=30)
+            try:
+                problems = [row[0] for row in connection.execute('PRAGMA quick_check(5)')]
+                tables = {row[0] for row in connection.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+                applied = set()
+                if problems == ['ok'] and 'schema_migration' in tables:
+                    applied = {row[0] for row in connection.execute('SELECT name FROM schema_migration')}
+            finally:
+                connection.close()
+        except sqlite3.DatabaseError as error:
+            return False, f'{where} is damaged ({error}); {RESTORE_HINT}'
+    if problems != ['ok']:
+        # One line: quick_check's report spans lines and opens with a banner.
+        detail = '; '.join(' '.join(problem.replace('*** in database main ***', '').split())
+                           for problem in problems)
+        return False, f'{where} is damaged ({detail[:300]}); {RESTORE_HINT}'
+    ok, message = judge_schema(tables, applied)
+    return ok, f'{where}: {message}' if ok else f'{where} is refused: {message}'
+
+
+def _inspect_postgresql(url):
+    where = f'the database {describe(url)}'
+    session = open_session(url)
+    try:
+        session.connect()
+        tables = set(session.get_tables())
+        applied = set()
+        if 'schema_migration' in tables:
+            applied = {row[0] for row in session.execute_sql('SELECT name FROM schema_migration')}
+    except peewee.DatabaseError as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return False, f'{where} cannot be reached ({first}): start PostgreSQL or fix the URL'
+    finally:
+        if not session.is_closed():
+            session.close()
+    ok, message = judge_schema(tables, applied)
+    return ok, f'{where}: {message}' if ok else f'{where} is refused: {message}'

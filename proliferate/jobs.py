@@ -36,7 +36,11 @@ def backup_database(config):
     """The daily verified copy into backup_dir, keeping the newest backup_keep."""
     if not config.backup_dir or not db.is_sqlite():
         return None
-    figures = backup.scheduled_backup(config.database_url, config.backup_dir, config.backup_keep)
+    try:
+        figures = backup.scheduled_backup(config.database_url, config.backup_dir, config.backup_keep)
+    except backup.BackupError as error:  # the reason is the whole story: no traceback
+        log.error('backup failed: %s', error)
+        return None
     log.info('backup: %(path)s, %(bytes)d bytes, integrity %(integrity)s', figures)
     return figures
 

@@ -182,7 +182,7 @@ class Leader:
                 taken = self.lock.acquire()
             except Exception as error:
                 log.warning('leader: could not try the lock (%s); trying again in %.0f s',
-                            error, self.retry_seconds)
+                            ' '.join(str(error).split())[:300], self.retry_seconds)
                 self.lock.reset()
                 return
             if taken:
@@ -194,7 +194,8 @@ class Leader:
         try:
             self.lock.check()
         except Exception as error:
-            log.warning('leader: lost the lock session (%s); stepping down', error)
+            log.warning('leader: lost the lock session (%s); stepping down',
+                        ' '.join(str(error).split())[:300])
             self.is_leader = False
             self.lock.reset()
             return False

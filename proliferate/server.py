@@ -4,7 +4,9 @@ and stop in order (listener, in-flight requests, scheduler, writer drain, databa
 
 import ctypes
 import logging
+import resource
 import signal
+import sys
 import threading
 import time
 
@@ -48,20 +50,54 @@ def build_services(config, clock=times.utcnow):
     return writer, drops, store
 
 
+# Waitress keeps a connection's unread request in memory up to this many bytes, then in a
+# temporary file: with 4,000 connections each holding a slowly sent body, 64 KiB bounds that to
+# 256 MB (its default, 512 KiB, would allow 2 GB).
+INBUF_OVERFLOW = 64 * 1024
+# Bytes read from a connection at a time (Waitress's default).
+RECV_BYTES = 8192
+# Descriptors besides the connections: the database, its WAL, the pool, logs, spooled bodies.
+SPARE_DESCRIPTORS = 256
+
+
 def create_server(config, app):
     # Limits set on purpose: a body a little over the largest upload (a 50 MiB source map with
     # its minified file; ingest routes answer 413 with a reason at their own smaller limits, and
-    # waitress spools large bodies to disk), bounded headers and connections.
+    # waitress spools large bodies to disk), bounded headers and connections. poll() instead of
+    # select(): select() cannot watch a descriptor above 1023, and the connection limit is above
+    # that.
     proxy = {}
     if config.trusted_proxy:
         proxy = {'trusted_proxy': config.trusted_proxy, 'trusted_proxy_count': 1,
                  'trusted_proxy_headers': config.trusted_proxy_headers}
+    raise_descriptor_limit(config.connection_limit + config.threads + SPARE_DESCRIPTORS)
     return waitress.create_server(
         app, host=config.host, port=config.port, threads=config.threads, **proxy,
         connection_limit=config.connection_limit, channel_timeout=config.channel_timeout,
+        asyncore_use_poll=True, inbuf_overflow=INBUF_OVERFLOW, recv_bytes=RECV_BYTES,
         max_request_body_size=max(config.max_batch_bytes, MAX_UPLOAD_BODY) + 1024 * 1024,
         max_request_header_size=64 * 1024, clear_untrusted_proxy_headers=True,
         ident='proliferate')
+
+
+def raise_descriptor_limit(wanted):
+    """The process's open-file limit raised to wanted (as far as the hard limit allows): a
+    connection is a descriptor, and systemd's and many shells' soft limit is 1,024. -> the
+    limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return soft
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as error:
+        log.warning('could not raise the open-file limit from %d to %d (%s)', soft, target, error)
+        return soft
+    if target < wanted:
+        log.warning('the open-file limit is %d (hard limit), below the %d that connection_limit '
+                    'needs: raise it (LimitNOFILE= in systemd) or lower connection_limit',
+                    target, wanted)
+    return target
 
 
 def finish_requests(server, timeout=10):
@@ -77,7 +113,8 @@ def finish_requests(server, timeout=10):
                       for channel in list(server._map.values()))
         if not (dispatcher.active_count or dispatcher.queue or sending):
             break
-        wasyncore.loop(timeout=0.05, map=server._map, count=1)
+        # poll(), as the server's own loop: select() fails on a descriptor above 1,023.
+        wasyncore.loop(timeout=0.05, use_poll=True, map=server._map, count=1)
     dispatcher.shutdown(cancel_pending=False, timeout=max(0.0, deadline - time.monotonic()))
     server.close()
 
@@ -99,6 +136,12 @@ def serve(config, *, on_ready=None):
 
     logs.setup(config.log_level, config.log_format)
     limit_malloc_arenas()
+    # A file that is not ours, too new or damaged is refused before anything opens it for
+    # writing: migrating another application's database would change it.
+    usable, message = db.inspect_database(config.database_url)
+    if not usable:
+        print(f'proliferate: not starting: {message}', file=sys.stderr, flush=True)
+        return 3
     writer, drops, _store = build_services(config)
     # Of the processes sharing the database, the one holding this lock runs the scheduled jobs.
     leader = Leader(lock_for(config.database_url), retry_seconds=config.leader_retry_seconds)

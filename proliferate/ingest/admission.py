@@ -47,6 +47,12 @@ class KeyCache:
             self._loading.add(key)
         try:
             value = self._load(key)
+        except Exception:
+            # The database is away (a PostgreSQL restart): an entry that was good a moment ago
+            # still serves, and is read again on the next use. A key never seen raises.
+            if entry is not None:
+                return entry[1]
+            raise
         finally:
             with self._lock:
                 self._loading.discard(key)

@@ -25,6 +25,15 @@ class WriterStopped(Exception):
     pass
 
 
+class StoreUnavailable(RuntimeError):
+    """The database refuses writes for a reason the operator must fix or wait out (kind: a
+    full disk, or a database away): answer 503 with Retry-After; nothing was stored."""
+
+    def __init__(self, kind):
+        super().__init__(f'the database cannot take writes now: {kind.replace("_", " ")}')
+        self.kind = kind
+
+
 class Ticket:
     """One submission; wait() returns what the processing function returned for its items."""
 
@@ -73,6 +82,9 @@ class Writer:
         self.committed_items = 0
         # Each group commit's time, for /metrics: two clock reads per commit, not per event.
         self.commit_seconds = Histogram()
+        # A full disk or a database away: what /healthz and the operator's views show, and
+        # what makes the idle step probe until writes succeed again.
+        self.faults = db.FaultState()
 
     @property
     def pending(self):
@@ -157,20 +169,52 @@ class Writer:
         finally:
             database.close()
 
+    def fault(self):
+        """None, or the write fault under way: {'kind': 'disk_full' or 'database_unavailable',
+        'error', 'since' (Unix time), 'seconds'}."""
+        return self.faults.current()
+
+    def _failed(self, error, what):
+        """Note a failure: a known fault is logged once when it begins (not once a request),
+        anything else with its traceback. The connection is replaced when it was lost."""
+        kind = db.classify_error(error)
+        if kind is None:
+            log.error('writer: %s', what, exc_info=error)
+        elif self.faults.failed(kind, error):
+            log.error('writer: %s: %s (%s); ingest answers 503 until writes succeed again',
+                      what, kind.replace('_', ' '), str(error).strip()[:300])
+        return kind, db.heal_connection()
+
+    def _succeeded(self):
+        lasted = self.faults.cleared()
+        if lasted is not None:
+            log.warning('writer: writes succeed again after %.1f s', lasted)
+
     def _run_idle(self):
+        if self.faults.current() is not None:
+            # Probe with a real commit, so that the fault clears when space (or the server)
+            # is back even when no event arrives.
+            try:
+                db.probe_write()
+            except Exception as error:
+                self._failed(error, 'the database still refuses writes')
+                return
+            self._succeeded()
         if self.idle is None:
             return
         try:
             self.idle()
-        except Exception:
-            log.exception('writer: idle work failed; it is tried again later')
-            db.heal_connection()
+        except Exception as error:
+            self._failed(error, 'idle work failed; it is tried again later')
 
     def _run_call(self, ticket):
         try:
             with database.atomic():
                 result = ticket.call()
         except Exception as error:  # handed to the caller, who decides
+            kind = db.classify_error(error)
+            if kind is not None and self.faults.failed(kind, error):
+                log.error('writer: %s (%s)', kind.replace('_', ' '), str(error).strip()[:300])
             db.heal_connection()
             ticket.finish(error=error)
         else:
@@ -178,23 +222,32 @@ class Writer:
 
     def _commit(self, tickets):
         items = [item for ticket in tickets for item in ticket.items]
+        if database.is_closed():  # the last reconnection failed: try again before committing
+            db.heal_connection()
         started = time.perf_counter()
         try:
             with database.atomic():
                 results = self.process(items)
-        except Exception:
+        except Exception as error:
             # A connection the server dropped (PostgreSQL restart, failover) is replaced first,
             # so the one-by-one retries below commit instead of failing too.
-            db.heal_connection()
+            kind, reconnected = self._failed(error, 'a submission failed and was not stored')
+            if kind == db.DISK_FULL or (kind is not None and not reconnected):
+                # The database refuses every write: trying each submission alone would only
+                # fail them one by one, as slowly.
+                for ticket in tickets:
+                    ticket.finish(error=StoreUnavailable(kind))
+                return
             if len(tickets) == 1:
-                log.exception('writer: a submission failed and was not stored')
-                tickets[0].finish(error=RuntimeError('the events could not be stored'))
+                tickets[0].finish(error=StoreUnavailable(kind) if kind else
+                                  RuntimeError('the events could not be stored'))
                 return
             # One bad submission must not fail the others: commit each on its own.
             for ticket in tickets:
                 self._commit([ticket])
             return
         self.commit_seconds.observe(time.perf_counter() - started)
+        self._succeeded()
         self.committed_batches += 1
         self.committed_items += len(items)
         start = 0
