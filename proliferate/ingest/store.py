@@ -17,6 +17,7 @@ import orjson
 from peewee import EXCLUDED
 
 from proliferate import db
+from proliferate import triage
 from proliferate.db import database
 from proliferate.ingest.admission import DropCounter
 from proliferate.models import DroppedCount
@@ -159,7 +160,9 @@ class Store:
         new_users = self.upsert_people(cursor, sql['user'], items, 'user')
         new_accounts = self.upsert_people(cursor, sql['account'], items, 'account')
         self.upsert_counts(cursor, sql, items)
+        triage.hold_resolved(issues)
         self.update_issues(cursor, sql, issues, new_users, new_accounts, now)
+        triage.after_batch(issues, now)
 
     def sql(self):
         """The statements of the write path, in the database's parameter style. Built once:
