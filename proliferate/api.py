@@ -10,14 +10,17 @@ from proliferate import issues
 from proliferate import jsonapi
 from proliferate import orgs
 from proliferate import search
+from proliferate import triage
 from proliferate.models import DroppedCount
 from proliferate.models import Event
 from proliferate.models import Issue
 from proliferate.models import IssueAccount
+from proliferate.models import IssueComment
 from proliferate.models import IssueTag
 from proliferate.models import IssueUser
 from proliferate.models import Project
 from proliferate.times import iso
+from proliferate.times import utcnow
 
 MAX_LIMIT = 100
 
@@ -107,7 +110,7 @@ class ProjectIssues(Resource):
         matching = search.filter_issues(
             [project.id], status=status, environment=req.get_param('environment'),
             release=req.get_param('release'), level=req.get_param('level'),
-            query=req.get_param('query'))
+            query=req.get_param('query'), viewer_id=token.user_id)
         rows, next_cursor = search.page_issues(
             matching, sort=sort, cursor=req.get_param('cursor'),
             limit=query_int(req, 'limit', 50, 1, MAX_LIMIT))
@@ -117,8 +120,9 @@ class ProjectIssues(Resource):
 
 
 class IssueItem(Resource):
-    def __init__(self, writer):
+    def __init__(self, writer, clock=utcnow):
         self.writer = writer
+        self.clock = clock
 
     def on_get(self, req, resp, issue_id):
         token = jsonapi.require_token(req)
@@ -134,12 +138,17 @@ class IssueItem(Resource):
     def on_patch(self, req, resp, issue_id):
         token = jsonapi.require_token(req)
         issue = self.issue(token, issue_id)
-        media = read_body(req)
-        status = media.get('status') if isinstance(media, dict) else None
-        if status not in issues.STATUSES:
-            raise falcon.HTTPBadRequest(description='status: must be unresolved, resolved or ignored')
-        self.writer.call(lambda: issues.set_status(issue.id, status, user_id=token.user_id))
+        media = read_object(req)
+        try:
+            change = parse_change(media, self.clock(), self.org_id(issue))
+        except triage.Invalid as error:
+            raise falcon.HTTPBadRequest(description=str(error)) from None
+        self.writer.call(lambda: triage.change(issue.id, now=self.clock(), actor_id=token.user_id,
+                                               **change))
         jsonapi.send(resp, issues.issue_json(Issue.get_by_id(issue.id)))
+
+    def org_id(self, issue):
+        return Project.get_by_id(issue.project_id).organization_id
 
 
 def read_body(req):
@@ -244,3 +253,124 @@ class ProjectEvent(Resource):
         if row is None:
             raise falcon.HTTPNotFound(description=f'no event {event_id!r} in project {project_id}')
         jsonapi.send(resp, issues.event_json(row))
+
+
+# -- triage: the PATCH body, comments, the activity log ---------------------------------------------
+
+CHANGE_FIELDS = ('status', 'assignee', 'resolved_in', 'ignore_until')
+
+
+def read_object(req, limit=65536):
+    try:
+        media = orjson.loads(req.bounded_stream.read(limit) or b'null')
+    except orjson.JSONDecodeError as error:
+        raise falcon.HTTPBadRequest(description=f'body is not valid JSON: {error}') from error
+    if not isinstance(media, dict):
+        raise falcon.HTTPBadRequest(description='body: must be a JSON object')
+    return media
+
+
+def parse_change(media, now, org_id):
+    """A PATCH body -> triage.change()'s keyword arguments; triage.Invalid names a bad field."""
+    unknown = sorted(set(media) - set(CHANGE_FIELDS))
+    if unknown:
+        raise triage.Invalid(unknown[0][:40], 'unknown field; status, assignee, resolved_in or '
+                                              'ignore_until')
+    if not media:
+        raise triage.Invalid('body', 'give status, assignee, resolved_in or ignore_until')
+    change = {}
+    status = media.get('status')
+    if 'status' in media and status not in issues.STATUSES:
+        raise triage.Invalid('status', 'must be unresolved, resolved or ignored')
+    if status is not None:
+        change['status'] = status
+    if media.get('resolved_in') is not None:
+        if status != 'resolved':
+            raise triage.Invalid('resolved_in', 'goes with status "resolved"')
+        change['resolved_in'] = triage.parse_resolved_in(media['resolved_in'])
+    if media.get('ignore_until') is not None:
+        if status != 'ignored':
+            raise triage.Invalid('ignore_until', 'goes with status "ignored"')
+        change['ignore_until'] = triage.parse_ignore_until(media['ignore_until'], now)
+    if 'assignee' in media:
+        email = media['assignee']
+        if email is None:
+            change['assignee'] = None
+        else:
+            user = triage.member(org_id, email) if isinstance(email, str) else None
+            if user is None:
+                raise triage.Invalid('assignee', 'must be the email of a member of the '
+                                                 "issue's organization, or null")
+            change['assignee'] = user
+    return change
+
+
+def comment_text(media):
+    try:
+        return triage.validate_comment(media.get('text'))
+    except triage.Invalid as error:
+        raise falcon.HTTPBadRequest(description=str(error)) from None
+
+
+class IssueComments(Resource):
+    def __init__(self, writer, clock=utcnow):
+        self.writer = writer
+        self.clock = clock
+
+    def on_get(self, req, resp, issue_id):
+        token = jsonapi.require_token(req)
+        issue = self.issue(token, issue_id)
+        jsonapi.send(resp, {'comments': [triage.comment_json(c, email)
+                                         for c, email in triage.comments(issue.id)]})
+
+    def on_post(self, req, resp, issue_id):
+        token = jsonapi.require_token(req)
+        issue = self.issue(token, issue_id)
+        text = comment_text(read_object(req))
+        author = token.user
+        comment = self.writer.call(lambda: triage.add_comment(issue.id, author, text, self.clock()))
+        jsonapi.send(resp, triage.comment_json(comment, author.email))
+        resp.status = falcon.HTTP_201
+
+
+class CommentItem(Resource):
+    """A comment: its author may change or delete it."""
+
+    def __init__(self, writer, clock=utcnow):
+        self.writer = writer
+        self.clock = clock
+
+    def own(self, req, comment_id):
+        token = jsonapi.require_token(req)
+        comment = IssueComment.get_or_none(IssueComment.id == comment_id)
+        if comment is not None:
+            self.issue(token, comment.issue_id)  # 404 outside the token's organization
+        if comment is None:
+            raise falcon.HTTPNotFound(description=f'no comment {comment_id}')
+        if comment.user_id != token.user_id:
+            raise falcon.HTTPForbidden(description='only its author may change a comment')
+        return token, comment
+
+    def on_patch(self, req, resp, comment_id):
+        token, comment = self.own(req, comment_id)
+        text = comment_text(read_object(req))
+        author = token.user
+        row = self.writer.call(lambda: triage.edit_comment(comment.id, author, text, self.clock()))
+        jsonapi.send(resp, triage.comment_json(row, author.email))
+
+    def on_delete(self, req, resp, comment_id):
+        _token, comment = self.own(req, comment_id)
+        self.writer.call(lambda: triage.delete_comment(comment.id))
+        resp.status = falcon.HTTP_204
+
+
+class IssueActivityLog(Resource):
+    def on_get(self, req, resp, issue_id):
+        token = jsonapi.require_token(req)
+        issue = self.issue(token, issue_id)
+        entries = []
+        for kind, row, email in triage.timeline(issue.id):
+            body = (triage.activity_json(row, email) if kind == 'activity'
+                    else {**triage.comment_json(row, email), 'kind': 'comment'})
+            entries.append(body)
+        jsonapi.send(resp, {'activity': entries})

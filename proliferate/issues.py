@@ -2,6 +2,8 @@
 and events that the read API and the event JSON page share. No HTTP; every change runs on the
 writer (inside its transaction)."""
 
+import orjson
+
 from proliferate import db
 from proliferate.db import database
 from proliferate.ingest import grouping
@@ -14,6 +16,7 @@ from proliferate.models import Event
 from proliferate.models import Issue
 from proliferate.models import IssueActivity
 from proliferate.models import IssueFingerprint
+from proliferate.models import User
 from proliferate.times import iso
 from proliferate.times import utcnow
 
@@ -277,6 +280,7 @@ def issue_json(issue, fingerprints=None):
         'is_regressed': bool(issue.is_regressed), 'regressed_release': issue.regressed_release,
         'regressed_at': iso(issue.regressed_at), 'resolved_at': iso(issue.resolved_at),
         'fingerprints': own + [f for f in fingerprints if f != issue.fingerprint],
+        **triage_json(issue),
     }
 
 
@@ -285,3 +289,29 @@ def event_json(row):
     event.update({'id': row.id, 'issue_id': row.issue_id, 'project_id': row.project_id,
                   'received_at': iso(row.received_at)})
     return event
+
+
+# Triage (proliferate/triage.py writes these columns): the keys the issue JSON gains.
+COUNT_COLUMNS = {'events': 'event_count', 'users': 'user_count', 'accounts': 'account_count'}
+
+
+def assignee_email(issue):
+    if issue.assignee_id is None:
+        return None
+    user = User.get_or_none(User.id == issue.assignee_id)
+    return user.email if user else None
+
+
+def triage_json(issue):
+    """The keys the issue JSON gains: assignee, resolved_in, ignore_until, escalating."""
+    resolved_in = None
+    if issue.status == 'resolved':
+        resolved_in = 'next' if issue.resolved_in_next else issue.resolved_in
+    snooze = None
+    if issue.status == 'ignored' and issue.ignore_until:
+        snooze = orjson.loads(issue.ignore_until)
+        if issue.snooze_kind:
+            column = COUNT_COLUMNS[issue.snooze_kind]
+            snooze['remaining'] = max(0, issue.snooze_target - getattr(issue, column))
+    return {'assignee': assignee_email(issue), 'resolved_in': resolved_in,
+            'ignore_until': snooze, 'escalating': bool(issue.escalating)}

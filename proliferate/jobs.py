@@ -12,8 +12,10 @@ from proliferate import db
 from proliferate import metrics
 from proliferate import retention
 from proliferate import times
+from proliferate import triage
 from proliferate.notifications import digests
 from proliferate.notifications import outbox
+from proliferate.notifications.transactions import write
 from proliferate.sourcemaps import releases
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,24 @@ def send_digests(config, writer=None, clock=times.utcnow, ssl_context=None):
         log.info('digests: %s', dict(stats))
     return stats
 
+
+def wake_snoozes(writer=None, clock=times.utcnow):
+    """Every minute: ignored issues whose snooze time is over open again, marked escalating
+    (the writer's store wakes one at once when an event arrives after its time)."""
+    now = clock()
+    return write(writer, lambda: triage.wake_expired(now))
+
+
+def auto_resolve(writer=None, clock=times.utcnow):
+    """Hourly: resolve the issues of projects with auto-resolve set that have had no event for
+    that many days."""
+    now = clock()
+    done = write(writer, lambda: triage.auto_resolve(now))
+    if done:
+        log.info('auto-resolve: %d issues resolved', done)
+    return done
+
+
 JOB_DEFAULTS = {'coalesce': True, 'max_instances': 1, 'misfire_grace_time': 60}
 
 
@@ -95,4 +115,7 @@ def build_scheduler(config, *, writer=None, job_stats=None):
         kwargs={'config': config, 'writer': writer})
     add(send_digests, 'interval', minutes=5, id='send_digests',
         kwargs={'config': config, 'writer': writer})
+    # Triage: snoozes that end by time, and auto-resolve (both through the writer).
+    add(wake_snoozes, 'interval', minutes=1, id='wake_snoozes', kwargs={'writer': writer})
+    add(auto_resolve, 'interval', hours=1, id='auto_resolve', kwargs={'writer': writer})
     return scheduler

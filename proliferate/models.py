@@ -417,3 +417,42 @@ class IssueFingerprint(BaseModel):
 
 
 ALL_MODELS += (IssueFingerprint,)
+
+
+# Triage (migration 0008): assignment, resolving in a release, snoozes, auto-resolve, comments.
+# The columns join the classes above; the Issue, Project and IssueActivity definitions stay as
+# they are so that their own changes merge cleanly.
+
+Issue._meta.add_field('assignee', peewee.ForeignKeyField(User, null=True, backref='+',
+                                                         on_delete='SET NULL'))
+# The release an issue is resolved in: events of releases not newer than it leave it resolved.
+# resolved_in_next: it was "the next release" (resolved_in then holds the newest release known
+# at the time, or None when there was none).
+Issue._meta.add_field('resolved_in', peewee.CharField(null=True))
+Issue._meta.add_field('resolved_in_next', peewee.BooleanField(null=True, default=False))
+# The snooze as asked for (JSON: {"minutes": N} | {"until": date} | {"events"|"users"|"accounts": N}),
+# and what the writer checks: a time, or a count (snooze_kind) reaching snooze_target.
+Issue._meta.add_field('ignore_until', peewee.TextField(null=True))
+Issue._meta.add_field('snooze_until', peewee.DateTimeField(null=True))
+Issue._meta.add_field('snooze_kind', peewee.CharField(null=True))
+Issue._meta.add_field('snooze_target', peewee.IntegerField(null=True))
+Issue._meta.add_field('escalating', peewee.BooleanField(null=True, default=False))
+# The two flags may be NULL (read as false): the writer's own INSERT of an issue names only the
+# columns it fills.
+# Resolve issues with no event for this many days (None: never).
+Project._meta.add_field('auto_resolve_days', peewee.IntegerField(null=True))
+
+
+class IssueComment(BaseModel):
+    """A member's plain-text comment on an issue, shown in its activity timeline."""
+    issue = peewee.ForeignKeyField(Issue, backref='+', on_delete='CASCADE', index=False)
+    user = peewee.ForeignKeyField(User, null=True, backref='+', on_delete='SET NULL')
+    text = peewee.TextField()
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((('issue', 'id'), False),)
+
+
+ALL_MODELS += (IssueComment,)

@@ -252,6 +252,8 @@ def build_document():
                           '201': _json({'type': 'object'}, 'Created'), '400': ERROR,
                           '401': ERROR, '403': ERROR, '404': ERROR, '413': ERROR, '415': ERROR}}},
     }
+    paths.update(triage_paths())
+    paths['/api/v1/issues/{issue_id}']['patch'] = TRIAGE_PATCH
     return {
         'openapi': '3.0.3',
         'info': {'title': 'Proliferate', 'version': __version__,
@@ -268,6 +270,69 @@ def build_document():
                 'Event': EVENT, 'Issue': ISSUE, 'Project': PROJECT,
             },
         },
+    }
+
+
+# Triage: the keys the issue JSON gains, the PATCH body, comments and the activity log.
+ISSUE['properties'].update({
+    'assignee': NULLABLE_STRING,
+    'resolved_in': {**NULLABLE_STRING, 'description': '"next" or a release version'},
+    'ignore_until': {'type': 'object', 'nullable': True},
+    'escalating': {'type': 'boolean'},
+})
+POSITIVE = {'type': 'integer', 'minimum': 1}
+TRIAGE_PATCH = {
+    'summary': "Change an issue's status, assignee, release it is resolved in, or snooze",
+    'security': BEARER, 'parameters': [_param('issue_id', 'path', ID)],
+    'requestBody': {'required': True, 'content': {'application/json': {'schema': {
+        'type': 'object', 'minProperties': 1, 'additionalProperties': False, 'properties': {
+            'status': {'type': 'string', 'enum': ['unresolved', 'resolved', 'ignored']},
+            'assignee': {**NULLABLE_STRING, 'description': "a member's email, or null"},
+            'resolved_in': {**NULLABLE_STRING,
+                            'description': '"next" or a release version; with status resolved'},
+            'ignore_until': {'nullable': True, 'description': 'with status ignored', 'oneOf': [
+                {'type': 'object', 'required': [k], 'additionalProperties': False,
+                 'properties': {k: {'type': 'string', 'format': 'date-time'} if k == 'until'
+                                else POSITIVE}}
+                for k in ('minutes', 'until', 'events', 'users', 'accounts')]},
+        }}}}},
+    'responses': {'200': _json(_ref('Issue')), '400': ERROR, '401': ERROR, '404': ERROR}}
+COMMENT = {'type': 'object', 'required': ['id', 'text'], 'properties': {
+    'id': {'type': 'integer'}, 'issue_id': {'type': 'integer'}, 'author': NULLABLE_STRING,
+    'text': {'type': 'string'}, 'created_at': DATETIME, 'updated_at': NULLABLE_DATETIME}}
+COMMENT_BODY = {'required': True, 'content': {'application/json': {'schema': {
+    'type': 'object', 'required': ['text'], 'properties': {
+        'text': {'type': 'string', 'minLength': 1, 'maxLength': 10000}}}}}}
+
+
+def triage_paths():
+    issue_id = [_param('issue_id', 'path', ID)]
+    comment_id = [_param('comment_id', 'path', ID)]
+    return {
+        '/api/v1/issues/{issue_id}/comments': {
+            **_get('Comments on an issue, oldest first', {
+                'type': 'object', 'properties': {'comments': {'type': 'array', 'items': COMMENT}}},
+                issue_id),
+            'post': {'summary': 'Comment on an issue (@email notifies a member)',
+                     'security': BEARER, 'parameters': issue_id, 'requestBody': COMMENT_BODY,
+                     'responses': {'201': _json(COMMENT), '400': ERROR, '401': ERROR,
+                                   '404': ERROR}}},
+        '/api/v1/comments/{comment_id}': {
+            'patch': {'summary': 'Change your comment', 'security': BEARER,
+                      'parameters': comment_id, 'requestBody': COMMENT_BODY,
+                      'responses': {'200': _json(COMMENT), '400': ERROR, '401': ERROR,
+                                    '403': ERROR, '404': ERROR}},
+            'delete': {'summary': 'Delete your comment', 'security': BEARER,
+                       'parameters': comment_id,
+                       'responses': {'204': {'description': 'Deleted'}, '401': ERROR,
+                                     '403': ERROR, '404': ERROR}}},
+        '/api/v1/issues/{issue_id}/activity': _get(
+            'The activity log and comments of an issue, newest first', {
+                'type': 'object', 'properties': {'activity': {'type': 'array', 'items': {
+                    'type': 'object', 'properties': {
+                        'kind': {'type': 'string'}, 'user': NULLABLE_STRING,
+                        'created_at': DATETIME}}}}},
+            issue_id),
     }
 
 

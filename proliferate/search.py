@@ -18,6 +18,7 @@ from proliferate.models import Issue
 from proliferate.models import IssueAccount
 from proliferate.models import IssueTag
 from proliferate.models import IssueUser
+from proliferate.models import User
 
 SORTS = {
     'last_seen': Issue.last_seen,
@@ -26,7 +27,7 @@ SORTS = {
     'users': Issue.user_count,
     'accounts': Issue.account_count,
 }
-TERM_KEYS = ('user', 'account', 'release', 'env', 'environment', 'level', 'is')
+TERM_KEYS = ('user', 'account', 'release', 'env', 'environment', 'level', 'is', 'assigned')
 _TERM = re.compile(r'(\w+):("([^"]*)"|(\S+))|"([^"]*)"|(\S+)')
 
 
@@ -68,11 +69,13 @@ def decode_cursor(cursor, sort):
 
 
 def filter_issues(project_ids, *, status='unresolved', environment=None, release=None,
-                  level=None, query=None, since=None, sort=None):
+                  level=None, query=None, since=None, sort=None, viewer_id=None):
     """A query of the issues of project_ids matching every filter (unordered). sort: the order
-    page_issues will apply, if known; it picks the cheaper form of the tag filters."""
+    page_issues will apply, if known; it picks the cheaper form of the tag filters. viewer_id:
+    the user that assigned:me means."""
     issues = Issue.select().where(Issue.project.in_(list(project_ids)))
     terms = parse_query(query)
+    issues = triage_filters(issues, terms, viewer_id)
     for value in terms.get('is', []):
         value = value.lower()
         if value in STATUSES:
@@ -148,3 +151,25 @@ def page_issues(issues, *, sort='last_seen', cursor=None, limit=50):
         last = rows[-1]
         next_cursor = encode_cursor([getattr(last, column.name), last.id])
     return rows, next_cursor
+
+
+# Triage terms: assigned:me, assigned:<email>, is:assigned, is:unassigned, is:escalating.
+TRIAGE_IS = ('assigned', 'unassigned', 'escalating')
+
+
+def triage_filters(issues, terms, viewer_id):
+    for value in terms.get('assigned', []):
+        if value.lower() == 'me':
+            issues = issues.where(Issue.assignee == (viewer_id or 0))
+        else:
+            issues = issues.where(Issue.assignee.in_(
+                User.select(User.id).where(fn.LOWER(User.email) == value.lower())))
+    for value in terms.get('is', []):
+        value = value.lower()
+        if value == 'assigned':
+            issues = issues.where(Issue.assignee.is_null(False))
+        elif value == 'unassigned':
+            issues = issues.where(Issue.assignee.is_null())
+        elif value == 'escalating':
+            issues = issues.where(Issue.escalating == True)  # noqa: E712 (SQL expression)
+    return issues

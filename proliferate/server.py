@@ -17,6 +17,7 @@ from proliferate import db
 from proliferate import logs
 from proliferate import regroup
 from proliferate import times
+from proliferate import triage
 from proliferate.app import create_app
 from proliferate.ingest.admission import DropCounter
 from proliferate.ingest.store import Store
@@ -41,7 +42,8 @@ def build_services(config, clock=times.utcnow):
     db.migrate()
     drops = DropCounter()
     store = Store(clock=clock, drops=drops,
-                  resolver=Resolver(cache_bytes=config.sourcemap_cache_mb * 1024 * 1024))
+                  resolver=Resolver(cache_bytes=config.sourcemap_cache_mb * 1024 * 1024),
+                  lifecycle=triage)
     writer = Writer(store, queue_size=config.writer_queue_size,
                     batch_size=config.writer_batch_size, idle=store.flush_idle).start()
     # Issues of a database written by grouping version 1 answer to their version-2 key too

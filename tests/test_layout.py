@@ -27,6 +27,7 @@ PURE = frozenset((
     'proliferate.sourcemaps.decode',
     'proliferate.times',
     'proliferate.paths',
+    'proliferate.versions',
 ))
 
 # Libraries (and the standard library's modules) that reach a database, the network, files,

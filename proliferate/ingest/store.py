@@ -36,8 +36,12 @@ class LostRace(Exception):
 class Store:
     """process(items) -> ['ok' | 'duplicate', ...]; one call per writer transaction."""
 
-    def __init__(self, *, clock, drops=None, resolver=None):
+    def __init__(self, *, clock, drops=None, resolver=None, lifecycle=None):
         self.clock = clock
+        # The issue lifecycle's rules (resolved in a release, snoozes): hold_resolved(issues)
+        # before the counts are written, after_batch(issues, now) after; the server hands in
+        # proliferate.triage. Without it a regression simply reopens and snoozes never end.
+        self.lifecycle = lifecycle
         self.drops = drops or DropCounter()
         self.resolver = resolver
         self.races = 0  # batches stored again after losing a race (store_racing)
@@ -159,7 +163,11 @@ class Store:
         new_users = self.upsert_people(cursor, sql['user'], items, 'user')
         new_accounts = self.upsert_people(cursor, sql['account'], items, 'account')
         self.upsert_counts(cursor, sql, items)
+        if self.lifecycle is not None:
+            self.lifecycle.hold_resolved(issues)
         self.update_issues(cursor, sql, issues, new_users, new_accounts, now)
+        if self.lifecycle is not None:
+            self.lifecycle.after_batch(issues, now)
 
     def sql(self):
         """The statements of the write path, in the database's parameter style. Built once:

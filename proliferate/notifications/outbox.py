@@ -21,6 +21,7 @@ from proliferate.models import Organization
 from proliferate.models import Outbox
 from proliferate.models import Project
 from proliferate.models import Webhook
+from proliferate.notifications import personal
 from proliferate.notifications import rules
 from proliferate.notifications import send
 from proliferate.notifications.settings import active_webhooks
@@ -102,6 +103,8 @@ def plan_outbox(config, now, *, limit=OUTBOX_BATCH):
     for row in rows:
         try:
             decision, made = plan_row(config, row, prefs, cooldowns, targets, counts, base, now)
+            if row.kind == 'regression':  # the assignee's own mail, besides the alert
+                plan['deliveries'].extend((row.id, d) for d in personal.plan(config, row, base, now)[1])
         except Exception:
             # One row that cannot be planned (a damaged payload, a template error) must not
             # stop every alert behind it: it is logged, counted and marked processed.
@@ -120,6 +123,8 @@ def plan_row(config, row, prefs, cooldowns, targets, counts, base, now):
     org_prefs = prefs[org.id]
     if row.issue_id is None:
         return 'no_issue', []
+    if row.kind in personal.KINDS:
+        return personal.plan(config, row, base, now)
     data = orjson.loads(row.data or '{}')
     event = event_context(row.project_id, data.get('event_id'))
     issue = row.issue

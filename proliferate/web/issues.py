@@ -14,6 +14,7 @@ from peewee import fn
 
 from proliferate import db
 from proliferate import search
+from proliferate import triage
 from proliferate.ingest import grouping
 from proliferate.ingest.admission import rules_for
 from proliferate.ingest.payload import decode_event
@@ -26,7 +27,6 @@ from proliferate.issues import GroupingError
 from proliferate.issues import event_json
 from proliferate.issues import fingerprints_of
 from proliferate.issues import merge_issues
-from proliferate.issues import set_status
 from proliferate.issues import unmerge
 from proliferate.models import Event
 from proliferate.models import Issue as IssueRow
@@ -311,7 +311,8 @@ class Issues(Page):
             issues = search.filter_issues(
                 scope, status=filters['status'], environment=filters['environment'] or None,
                 release=filters['release'] or None, level=filters['level'] or None,
-                query=filters['query'], since=since, sort=filters['sort'])
+                query=filters['query'], since=since, sort=filters['sort'],
+                viewer_id=guard.current_user(req).id)
             rows, next_cursor = search.page_issues(
                 issues, sort=filters['sort'], cursor=filters['cursor'] or None, limit=PAGE_SIZE)
 
@@ -354,7 +355,7 @@ class Issues(Page):
 
         def change():
             for issue_id in allowed:
-                set_status(issue_id, status, user_id=user_id, now=self.clock())
+                triage.set_state(issue_id, status, actor_id=user_id, now=self.clock())
 
         if allowed and status is not None:
             self.call(change)
@@ -623,7 +624,7 @@ class Issue(Page):
         if status not in STATUSES:
             raise falcon.HTTPBadRequest(description='status: unresolved, resolved or ignored')
         user_id = guard.current_user(req).id
-        self.call(lambda: set_status(issue.id, status, user_id=user_id, now=self.clock()))
+        self.call(lambda: triage.set_state(issue.id, status, actor_id=user_id, now=self.clock()))
         target = form.get('next')
         target = target if urls.is_local(target) else urls.issue(issue.id)
         raise falcon.HTTPSeeOther(urls.with_notice(target, status))
