@@ -137,6 +137,11 @@ def check_database(config):
                                'writable')
             return Finding(WARN, 'database', f'{path} does not exist yet: `proliferate serve` or '
                            '`migrate` creates it')
+    # What serve and migrate refuse (not a SQLite file, another application's tables, a newer
+    # schema, a damaged file) is refused here in the same words.
+    usable, message = db.inspect_database(url)
+    if not usable:
+        return Finding(FAIL, 'database', message)
     try:
         applied, tables = inspect_schema(url)
     except (sqlite3.Error, peewee.PeeweeException, OSError) as error:
@@ -292,6 +297,12 @@ class Attention:
         found = []
         now = self.clock()
         writer = self.writer
+        fault = writer.fault() if hasattr(writer, 'fault') else None
+        if fault is not None:
+            what = ('The disk is full' if fault['kind'] == 'disk_full'
+                    else 'The database is unavailable')
+            found.append(f'{what}: events are refused with 503 for {fault["seconds"]:.0f} s '
+                         f'({fault["error"]}); writes resume by themselves when it is fixed.')
         if writer.pending >= QUEUE_WARN_SHARE * writer.queue_size:
             found.append(f'The writer queue is {writer.pending / writer.queue_size:.0%} full: ingest '
                          'answers 429 when it fills.')

@@ -443,6 +443,12 @@ def main(argv=None):
             print(f'proliferate: {error}', file=sys.stderr)
             return 1
         return 0
+    if args.command == 'migrate':
+        # As serve does: migrating another application's database would change it.
+        usable, message = db.inspect_database(config.database_url)
+        if not usable:
+            print(f'proliferate: not migrating: {message}', file=sys.stderr)
+            return 3
     try:
         open_db(config, create=args.command in CREATES_DATABASE)
         if args.command == 'migrate':

@@ -192,6 +192,15 @@ def render(*, writer, job_stats, database_url, leader=None):
     out.metric('proliferate_writer_committed_events_total', 'counter',
                'Events committed by this process\'s writer since it started.',
                [('', {}, writer.committed_items)])
+    fault = writer.fault()
+    out.metric('proliferate_writer_fault', 'gauge',
+               '1 while writes fail for this reason (disk_full, database_unavailable): ingest '
+               'answers 503 until they succeed again.',
+               [('', {'kind': kind}, bool(fault) and fault['kind'] == kind)
+                for kind in ('disk_full', 'database_unavailable')])
+    out.metric('proliferate_writer_fault_seconds', 'gauge',
+               'How long the current write fault has lasted (0 when there is none).',
+               [('', {}, round(fault['seconds'], 3) if fault else 0)])
     histogram = writer.commit_seconds
     samples = [('_bucket', {'le': bound}, count) for bound, count in histogram.cumulative()]
     samples += [('_sum', {}, histogram.sum), ('_count', {}, histogram.count)]

@@ -99,7 +99,7 @@ def test_foreign_and_missing_databases(tmp_path):
     with sqlite3.connect(foreign) as connection:
         connection.execute('CREATE TABLE customers (id INTEGER PRIMARY KEY)')
     code, lines, output = run_check(tmp_path, database_url=f'sqlite:///{foreign}')
-    assert code == 1 and 'not a Proliferate database' in lines['database'], output
+    assert code == 1 and "another application's tables" in lines['database'], output
     (tmp_path / 'junk.db').write_bytes(b'this is no database file' * 100)
     code, lines, output = run_check(tmp_path, database_url='sqlite:///junk.db')
     assert code == 1 and lines['database'].startswith('FAIL'), output
