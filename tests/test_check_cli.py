@@ -77,8 +77,11 @@ def test_broken(tmp_path, config, services, smtp):
     # A database migrated by a newer release, a base URL nobody answers, a refused SMTP login,
     # and a backup directory that is a file.
     with db.database.connection_context():
-        db.database.execute_sql("INSERT INTO schema_migration (name, applied) "
-                                "VALUES ('9999_from_the_future', CURRENT_TIMESTAMP)")
+        # An explicit id: the migrator writes its rows with ids, so PostgreSQL's sequence
+        # behind the column may still stand at 1.
+        db.database.execute_sql("INSERT INTO schema_migration (id, name, applied) "
+                                "SELECT COALESCE(MAX(id), 0) + 1, '9999_from_the_future', "
+                                "CURRENT_TIMESTAMP FROM schema_migration")
     not_a_dir = tmp_path / 'backups'
     not_a_dir.write_text('a file')
     code, lines, output = run_check(
