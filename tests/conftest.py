@@ -33,11 +33,20 @@ from proliferate.server import build_services
 def pytest_collection_modifyitems(config, items):
     """PROLIFERATE_TEST_DATABASE_ONLY=1 (CI's PostgreSQL run, with PROLIFERATE_TEST_DATABASE_URL):
     only the tests that use the database fixture `config` run; the others never touch the
-    configured database and have just run on SQLite. They are deselected, not skipped."""
-    if os.environ.get('PROLIFERATE_TEST_DATABASE_ONLY') != '1':
-        return
-    keep = [item for item in items if 'config' in getattr(item, 'fixturenames', ())]
-    dropped = [item for item in items if 'config' not in getattr(item, 'fixturenames', ())]
+    configured database and have just run on SQLite. Tests marked `postgresql_only` run only
+    on PostgreSQL. Both are deselected, not skipped."""
+    on_postgresql = os.environ.get('PROLIFERATE_TEST_DATABASE_URL', '').startswith('postgres')
+    database_only = os.environ.get('PROLIFERATE_TEST_DATABASE_ONLY') == '1'
+
+    def runs(item):
+        # `postgresql_only` tests (a PostgreSQL restart) are deselected on SQLite runs; CI runs
+        # them in its PostgreSQL run.
+        if not on_postgresql and item.get_closest_marker('postgresql_only'):
+            return False
+        return not database_only or 'config' in getattr(item, 'fixturenames', ())
+
+    keep = [item for item in items if runs(item)]
+    dropped = [item for item in items if not runs(item)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep

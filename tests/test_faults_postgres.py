@@ -18,7 +18,7 @@ from faultkit import stored_once
 
 from proliferate import db
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [pytest.mark.postgres, pytest.mark.postgresql_only, pytest.mark.slow]
 
 
 def local_cluster():
