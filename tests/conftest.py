@@ -180,3 +180,20 @@ def browser(client, owner):
     page = PageClient(client)
     page.login(owner.email)
     return page
+
+
+# Modules whose tests print a measured figure (faults, crash rounds, the single file): CI's log
+# shows those lines after the run, since pytest keeps a passing test's output to itself.
+FIGURE_MODULES = ('test_faults_', 'test_durability', 'test_binary')
+
+
+def pytest_terminal_summary(terminalreporter):
+    lines = []
+    for report in terminalreporter.stats.get('passed', []):
+        module = report.nodeid.split('::', 1)[0].rsplit('/', 1)[-1]
+        if report.when == 'call' and module.startswith(FIGURE_MODULES) and report.capstdout:
+            lines.extend(f'{report.nodeid}: {line}' for line in report.capstdout.splitlines())
+    if lines:
+        terminalreporter.section('figures')
+        for line in lines:
+            terminalreporter.write_line(line)
