@@ -408,7 +408,8 @@ def comment_json(comment, email=None):
 
 def comments(issue_id):
     """[(comment, author email)] oldest first."""
-    query = (IssueComment.select(IssueComment, User.email)
+    # The whole User is selected: a partial one (email only) would set user_id to None.
+    query = (IssueComment.select(IssueComment, User)
              .join(User, JOIN.LEFT_OUTER, on=(IssueComment.user == User.id))
              .where(IssueComment.issue == issue_id).order_by(IssueComment.id))
     return [(row, row.user.email if row.user_id and row.user else None) for row in query]

@@ -9,7 +9,7 @@ import datetime
 
 import falcon
 import orjson
-from peewee import JOIN
+from markupsafe import Markup
 from peewee import fn
 
 from proliferate import db
@@ -31,12 +31,11 @@ from proliferate.issues import unmerge
 from proliferate.models import Event
 from proliferate.models import Issue as IssueRow
 from proliferate.models import IssueAccount
-from proliferate.models import IssueActivity
+from proliferate.models import IssueComment
 from proliferate.models import IssueHourly
 from proliferate.models import IssueTag
 from proliferate.models import IssueUser
 from proliferate.models import Project
-from proliferate.models import User
 from proliferate.regroup import adjust
 from proliferate.web import charts
 from proliferate.web import guard
@@ -270,6 +269,109 @@ def event_summary(event):
     }
 
 
+def form_count(field, text):
+    if not text.isdigit() or len(text) > 9:
+        raise triage.Invalid(field, 'a whole number')
+    return int(text)
+
+
+def status_change(get, now):
+    """The status form (the Resolve and Ignore menus) -> (status, triage.set_state keyword
+    arguments); triage.Invalid names the bad field. get: the form's getter."""
+    status = get('status')
+    if status not in STATUSES:
+        raise triage.Invalid('status', 'unresolved, resolved or ignored')
+    change = {}
+    if status == 'resolved':
+        resolve = get('resolve')
+        if resolve == 'next':
+            change['resolved_in'] = 'next'
+        elif resolve == 'release':
+            if not get('release'):
+                raise triage.Invalid('release', 'name the release the fix ships in')
+            change['resolved_in'] = triage.parse_resolved_in(get('release', limit=400))
+        elif resolve:
+            raise triage.Invalid('resolve', 'now, next or release')
+    if status == 'ignored':
+        snooze = get('snooze')
+        if snooze == 'minutes':
+            spec = {'minutes': form_count('minutes', get('minutes'))}
+        elif snooze == 'until':
+            spec = {'until': get('until', limit=40)}
+        elif snooze in triage.SNOOZE_COUNTS:
+            spec = {snooze: form_count('count', get('count'))}
+        elif snooze:
+            raise triage.Invalid('snooze', 'minutes, until, events, users or accounts')
+        else:
+            spec = None
+        change['snooze'] = triage.parse_ignore_until(spec, now)
+    return status, change
+
+
+SNOOZE_WORDS = {'events': 'more events', 'users': 'more users', 'accounts': 'more accounts'}
+
+
+def snooze_text(spec):
+    """A stored snooze ({"minutes": N, "until": ...}, {"until": ...}, {"events": N}...) in words."""
+    if not isinstance(spec, dict):
+        return ''
+    for kind, words in SNOOZE_WORDS.items():
+        if kind in spec:
+            return f'until {spec[kind]} {words}'
+    if 'until' in spec:
+        return f'until {str(spec["until"])[:16].replace("T", " ")} UTC'
+    return ''
+
+
+def activity_detail(kind, detail):
+    """What the timeline says beside an activity's kind, who and release: the assignee, the
+    release it was resolved in, the snooze, why it woke (the page escapes it)."""
+    if kind in ('assigned', 'unassigned'):
+        return f'{"to" if kind == "assigned" else "was"} {detail.get("assignee") or "a member"}'
+    if kind == 'resolved':
+        if detail.get('auto'):
+            return f'automatically, after {detail["auto"]} days without an event'
+        if detail.get('in_release') == 'next':
+            return 'in the next release'
+        if detail.get('in_release'):
+            return f'in release {detail["in_release"]}'
+    if kind == 'ignored' and detail.get('until'):
+        return snooze_text(detail['until'])
+    if kind == 'escalating':
+        reason = detail.get('reason')
+        if reason == 'time':
+            return 'back from its snooze: the time was up'
+        return f'back from its snooze: the {reason} passed the mark'
+    return ''
+
+
+def entry_detail(row):
+    """An activity's detail in words: triage's are JSON, merges and unmerges plain text."""
+    if not row.detail:
+        return ''
+    try:
+        detail = orjson.loads(row.detail)
+    except orjson.JSONDecodeError:
+        return row.detail
+    return activity_detail(row.kind, detail) if isinstance(detail, dict) else row.detail
+
+
+def timeline_entries(issue_id, viewer_id, limit=100):
+    """The issue's activity and comments for the page, newest first: dicts the template shows
+    as they are (the comment's HTML is built by triage.comment_html from escaped text)."""
+    out = []
+    for kind, row, email in triage.timeline(issue_id, limit):
+        if kind == 'comment':
+            out.append({'kind': 'comment', 'id': row.id, 'author': email or 'a former member',
+                        'at': row.created_at, 'edited': row.updated_at, 'text': row.text,
+                        'html': Markup(triage.comment_html(row.text)),  # noqa: S704 (escaped)
+                        'own': viewer_id is not None and row.user_id == viewer_id})
+        else:
+            out.append({'kind': row.kind, 'at': row.created_at, 'user': email,
+                        'release': row.release, 'text': entry_detail(row)})
+    return out
+
+
 class Issues(Page):
     """The issue list: /orgs/{slug}/issues (every project of the organization, or one of them with
     ?project=) and /projects/{id}/issues; POST /issues/bulk changes the status of selected rows."""
@@ -435,7 +537,8 @@ class Issue(Page):
             users=self.people(IssueUser, issue, TAG_TOP, RECENT_SIDE),
             accounts=self.people(IssueAccount, issue, TAG_TOP, RECENT_SIDE),
             recent_side=RECENT_SIDE,
-            activity=self.activity(issue), frames_view=frames_view,
+            timeline=timeline_entries(issue.id, guard.current_user(req).id),
+            members=triage.members(issue.project.organization_id), frames_view=frames_view,
             agent=parse_user_agent(event.get('user_agent')) if event else (None, None),
             frames=frames, has_mapped=any(f.get('resolved') for f in frames),
             maps_missing=any(f.get('unresolved_reason') == 'no_maps' for f in frames),
@@ -519,12 +622,6 @@ class Issue(Page):
         key_field = IssueUser.user_key if model is IssueUser else IssueAccount.account_id
         return (list(query.where(key_field.in_(sorted(keys)))) if keys else []), False
 
-    def activity(self, issue):
-        return list(IssueActivity.select(IssueActivity, User)
-                    .join(User, JOIN.LEFT_OUTER)
-                    .where(IssueActivity.issue == issue.id)
-                    .order_by(IssueActivity.created_at.desc(), IssueActivity.id.desc())
-                    .limit(50))
 
     @falcon.before(guard.require_login)
     def on_get_events(self, req, resp, issue_id):
@@ -618,13 +715,80 @@ class Issue(Page):
 
     @falcon.before(guard.require_login)
     def on_post_status(self, req, resp, issue_id):
+        """Resolve (now, in the next release, in a named release), ignore (for ever, for a
+        time, until a date, until N more events, users or accounts) or reopen."""
         issue, _membership = self.issue_for(req, issue_id)
         form = self.form(req)
-        status = form.get('status')
-        if status not in STATUSES:
-            raise falcon.HTTPBadRequest(description='status: unresolved, resolved or ignored')
+        try:
+            status, change = status_change(form.get, self.clock())
+        except triage.Invalid as error:
+            raise falcon.HTTPBadRequest(description=str(error)) from None
         user_id = guard.current_user(req).id
-        self.call(lambda: triage.set_state(issue.id, status, actor_id=user_id, now=self.clock()))
+        self.call(lambda: triage.set_state(issue.id, status, actor_id=user_id, now=self.clock(),
+                                           **change))
         target = form.get('next')
         target = target if urls.is_local(target) else urls.issue(issue.id)
         raise falcon.HTTPSeeOther(urls.with_notice(target, status))
+
+    @falcon.before(guard.require_login)
+    def on_post_assign(self, req, resp, issue_id):
+        """assignee: 'me', a member's user id, or '' for nobody."""
+        issue, _membership = self.issue_for(req, issue_id)
+        form = self.form(req)
+        me = guard.current_user(req)
+        choice = form.get('assignee', limit=20)
+        if choice == 'me':
+            user = me
+        elif choice == '':
+            user = None
+        else:
+            members = {str(u.id): u for u in triage.members(issue.project.organization_id)}
+            user = members.get(choice)
+            if user is None:
+                raise falcon.HTTPBadRequest(
+                    description="assignee: a member of the issue's organization, or unassigned")
+        self.call(lambda: triage.assign(issue.id, user, now=self.clock(), actor_id=me.id))
+        target = form.get('next')
+        target = target if urls.is_local(target) else urls.issue(issue.id)
+        raise falcon.HTTPSeeOther(urls.with_notice(target, 'assigned'))
+
+    @falcon.before(guard.require_login)
+    def on_post_comments(self, req, resp, issue_id):
+        issue, _membership = self.issue_for(req, issue_id)
+        text = self.comment_text(req)
+        author = guard.current_user(req)
+        self.call(lambda: triage.add_comment(issue.id, author, text, self.clock()))
+        raise falcon.HTTPSeeOther(urls.with_notice(urls.issue(issue.id), 'commented'))
+
+    @falcon.before(guard.require_login)
+    def on_post_comment_edit(self, req, resp, comment_id):
+        comment, author = self.own_comment(req, comment_id)
+        text = self.comment_text(req)
+        self.call(lambda: triage.edit_comment(comment.id, author, text, self.clock()))
+        raise falcon.HTTPSeeOther(urls.with_notice(urls.issue(comment.issue_id), 'comment_saved'))
+
+    @falcon.before(guard.require_login)
+    def on_post_comment_delete(self, req, resp, comment_id):
+        comment, _author = self.own_comment(req, comment_id)
+        self.call(lambda: triage.delete_comment(comment.id))
+        raise falcon.HTTPSeeOther(urls.with_notice(urls.issue(comment.issue_id),
+                                                   'comment_deleted'))
+
+    def comment_text(self, req):
+        try:
+            return triage.validate_comment(self.form(req).get('text', limit=triage.MAX_COMMENT + 1,
+                                                               strip=False))
+        except triage.Invalid as error:
+            raise falcon.HTTPBadRequest(description=str(error)) from None
+
+    def own_comment(self, req, comment_id):
+        """(comment, its author) when the signed-in user wrote it: 404 outside their
+        organizations, 403 for someone else's comment."""
+        comment = IssueComment.get_or_none(IssueComment.id == comment_id)
+        if comment is None:
+            raise falcon.HTTPNotFound()
+        self.issue_for(req, comment.issue_id)
+        user = guard.current_user(req)
+        if comment.user_id != user.id:
+            raise falcon.HTTPForbidden(description='only its author may change a comment')
+        return comment, user
