@@ -165,3 +165,40 @@ def test_resolve_in_the_next_and_in_a_named_release_through_the_form(client, bro
     result = status_post(browser, issue.id, {'status': 'resolved', 'resolve': 'release',
                                              'release': ''})
     assert result.status_code == 400 and 'release:' in result.text
+
+
+def issue_ids(page_html):
+    return [int(i) for i in re.findall(r'class="issue-title" href="/issues/(\d+)"', page_html)]
+
+
+def test_list_shows_assignees_bulk_assigns_and_the_assigned_to_me_view(client, browser, web,
+                                                                       owner):
+    bob = make_user('bob@example.com', role='member')
+    ids = [one_issue(client, web, message=f'm{n}', exception={
+        'type': f'E{n}', 'message': f'm{n}', 'stack': f'E{n}: m{n}\n    at f{n} (a.js:1:1)'}).id
+        for n in range(3)]
+    listing = browser.get(urls.project_issues(web.id)).text
+    assert 'value="assign_me"' in listing and 'value="unassign"' in listing
+    assert 'href="/orgs/acme/issues?query=assigned%3Ame">Assigned to me</a>' in listing
+    result = browser.post(urls.issues_bulk(), {'action': 'assign_me', 'issue': ids[:2],
+                                               'next': urls.project_issues(web.id)})
+    assert result.headers['location'] == f'/projects/{web.id}/issues?notice=bulk'
+    assert [stored(i).assignee_id for i in ids] == [owner.id, owner.id, None]
+    browser.get(urls.issue(ids[2]))
+    browser.post(urls.issue_assign(ids[2]), {'assignee': str(bob.id)})
+    listing = browser.get(urls.project_issues(web.id)).text
+    assert listing.count('→ owner@example.com') == 2 and listing.count('→ bob@example.com') == 1
+
+    mine = browser.get(urls.assigned_to_me('acme')).text
+    assert sorted(issue_ids(mine)) == ids[:2]
+    assert 'aria-current="page">Assigned to me</a>' in mine
+    assert issue_ids(browser.get(urls.org_issues('acme', query='assigned:bob@example.com')).text
+                     ) == [ids[2]]
+    assert issue_ids(browser.get(urls.org_issues('acme', query='is:unassigned')).text) == []
+
+    browser.post(urls.issues_bulk(), {'action': 'unassign', 'issue': ids,
+                                      'next': urls.project_issues(web.id)})
+    assert [stored(i).assignee_id for i in ids] == [None, None, None]
+    assert issue_ids(browser.get(urls.assigned_to_me('acme')).text) == []
+    assert browser.post(urls.issues_bulk(), {'action': 'assign_bob', 'issue': ids}
+                        ).status_code == 400

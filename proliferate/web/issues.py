@@ -36,6 +36,7 @@ from proliferate.models import IssueHourly
 from proliferate.models import IssueTag
 from proliferate.models import IssueUser
 from proliferate.models import Project
+from proliferate.models import User
 from proliferate.regroup import adjust
 from proliferate.web import charts
 from proliferate.web import guard
@@ -68,6 +69,7 @@ SORT_LABELS = (('last_seen', 'Last seen'), ('first_seen', 'First seen'), ('event
 STATUS_TABS = (('unresolved', 'Unresolved'), ('resolved', 'Resolved'), ('ignored', 'Ignored'),
                ('all', 'All'))
 ACTIONS = {'resolve': 'resolved', 'ignore': 'ignored', 'reopen': 'unresolved'}
+ASSIGN_ACTIONS = ('assign_me', 'unassign')  # the list's bulk assignment: to whoever asks, to nobody
 MERGE = 'merge'  # the list's bulk action that merges the selected issues into the oldest
 TAG_KEYS = (('environment', 'Environment'), ('release', 'Release'), ('browser', 'Browser'),
             ('os', 'OS'), ('url', 'URL'))
@@ -269,6 +271,15 @@ def event_summary(event):
     }
 
 
+def assignee_names(user_ids):
+    """{user id: name or email} of the assignees of a page of issues (one query)."""
+    ids = sorted({i for i in user_ids if i})
+    if not ids:
+        return {}
+    return {user_id: name or email for user_id, name, email in
+            User.select(User.id, User.name, User.email).where(User.id.in_(ids)).tuples()}
+
+
 def form_count(field, text):
     if not text.isdigit() or len(text) > 9:
         raise triage.Invalid(field, 'a whole number')
@@ -430,6 +441,7 @@ class Issues(Page):
             req, resp, 'issue_list.html', org=org, project=project, projects=projects,
             chosen=chosen, filters=filters, issues=rows,
             titles={i.id: title_parts(i) for i in rows},
+            assignees=assignee_names([i.assignee_id for i in rows]),
             sparks=sparklines([i.id for i in rows], filters['stats'], now),
             project_names=project_names,
             environments=tag_values(scope, 'environment'),
@@ -444,8 +456,9 @@ class Issues(Page):
         form = self.form(req)
         action = form.get('action')
         status = ACTIONS.get(action)
-        if status is None and action != MERGE:
-            raise falcon.HTTPBadRequest(description='action: resolve, ignore, reopen or merge')
+        if status is None and action != MERGE and action not in ASSIGN_ACTIONS:
+            raise falcon.HTTPBadRequest(
+                description='action: resolve, ignore, reopen, merge, assign_me or unassign')
         wanted = {int(v) for v in form.getlist('issue', limit=PAGE_SIZE * 4) if v.isdigit()}
         org_ids = [m.organization_id for m in self.memberships(req)]
         allowed = [row[0] for row in IssueRow.select(IssueRow.id).join(Project)
@@ -455,11 +468,16 @@ class Issues(Page):
         if action == MERGE:
             self.merge_selected(allowed, user_id)
 
+        me = guard.current_user(req) if action == 'assign_me' else None
+
         def change():
             for issue_id in allowed:
-                triage.set_state(issue_id, status, actor_id=user_id, now=self.clock())
+                if status is not None:
+                    triage.set_state(issue_id, status, actor_id=user_id, now=self.clock())
+                else:
+                    triage.assign(issue_id, me, actor_id=user_id, now=self.clock())
 
-        if allowed and status is not None:
+        if allowed:
             self.call(change)
         target = form.get('next')
         target = target if urls.is_local(target) else urls.home()
