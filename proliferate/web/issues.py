@@ -418,16 +418,21 @@ class Issues(Page):
             found = find_event(scope, filters['query'])
             if found:
                 raise falcon.HTTPSeeOther(urls.issue_event(*found))
-        rows, next_cursor = [], None
+        rows, next_cursor, search_error = [], None, None
         if scope:
             since = now - PERIODS[filters['period']] if filters['period'] else None
-            issues = search.filter_issues(
-                scope, status=filters['status'], environment=filters['environment'] or None,
-                release=filters['release'] or None, level=filters['level'] or None,
-                query=filters['query'], since=since, sort=filters['sort'],
-                viewer_id=guard.current_user(req).id)
-            rows, next_cursor = search.page_issues(
-                issues, sort=filters['sort'], cursor=filters['cursor'] or None, limit=PAGE_SIZE)
+            try:
+                issues = search.filter_issues(
+                    scope, status=filters['status'], environment=filters['environment'] or None,
+                    release=filters['release'] or None, level=filters['level'] or None,
+                    query=filters['query'], since=since, sort=filters['sort'],
+                    viewer_id=guard.current_user(req).id)
+            except search.UnknownTerm as error:
+                search_error = str(error)
+            else:
+                rows, next_cursor = search.page_issues(
+                    issues, sort=filters['sort'], cursor=filters['cursor'] or None,
+                    limit=PAGE_SIZE)
 
         def here(**changes):
             """This list's URL with some filters changed (and the page reset)."""
@@ -439,7 +444,7 @@ class Issues(Page):
         project_names = {p.id: p.name for p in projects}
         self.render(
             req, resp, 'issue_list.html', org=org, project=project, projects=projects,
-            chosen=chosen, filters=filters, issues=rows,
+            chosen=chosen, filters=filters, issues=rows, search_error=search_error,
             titles={i.id: title_parts(i) for i in rows},
             assignees=assignee_names([i.assignee_id for i in rows]),
             sparks=sparklines([i.id for i in rows], filters['stats'], now),
