@@ -309,6 +309,17 @@ def auto_resolve(now, limit=AUTO_RESOLVE_BATCH):
     return done
 
 
+def parse_auto_resolve_days(text):
+    """The settings form's field: '' (off) or a whole number of days from 1 to the maximum."""
+    text = (text or '').strip()
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= MAX_AUTO_RESOLVE_DAYS:
+        raise Invalid('auto_resolve_days', f'a whole number of days from 1 to '
+                                           f'{MAX_AUTO_RESOLVE_DAYS}, or empty for never')
+    return int(text)
+
+
 def set_auto_resolve(project_id, days):
     Project.update({Project.auto_resolve_days: days}).where(Project.id == project_id).execute()
 

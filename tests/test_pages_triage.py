@@ -202,3 +202,23 @@ def test_list_shows_assignees_bulk_assigns_and_the_assigned_to_me_view(client, b
     assert issue_ids(browser.get(urls.assigned_to_me('acme')).text) == []
     assert browser.post(urls.issues_bulk(), {'action': 'assign_bob', 'issue': ids}
                         ).status_code == 400
+
+
+def test_project_settings_set_and_clear_auto_resolve_days(client, browser, web):
+    from proliferate.models import Project
+    page = browser.get(urls.project_settings(web.id)).text
+    assert 'name="auto_resolve_days"' in page and 'placeholder="never"' in page
+    fields = {'name': 'web', 'rate_limit_per_minute': ''}
+    result = browser.post(urls.project_settings(web.id), {**fields, 'auto_resolve_days': '14'})
+    assert result.headers['location'] == f'/projects/{web.id}/settings?notice=project_saved'
+    with db.database.connection_context():
+        assert Project.get_by_id(web.id).auto_resolve_days == 14
+    assert 'name="auto_resolve_days" inputmode="numeric" pattern="[0-9]*" maxlength="4" value="14"' in (
+        browser.get(urls.project_settings(web.id)).text)
+    for bad in ('0', 'x', '99999'):
+        result = browser.post(urls.project_settings(web.id), {**fields, 'auto_resolve_days': bad})
+        assert result.status_code == 400 and 'auto_resolve_days: a whole number of days' in (
+            result.text), bad
+    browser.post(urls.project_settings(web.id), {**fields, 'auto_resolve_days': ''})
+    with db.database.connection_context():
+        assert Project.get_by_id(web.id).auto_resolve_days is None
