@@ -107,16 +107,20 @@ class ProjectIssues(Resource):
         sort = req.get_param('sort') or 'last_seen'
         if sort not in search.SORTS:
             raise falcon.HTTPBadRequest(description='sort: must be one of ' + ', '.join(search.SORTS))
-        matching = search.filter_issues(
-            [project.id], status=status, environment=req.get_param('environment'),
-            release=req.get_param('release'), level=req.get_param('level'),
-            query=req.get_param('query'), viewer_id=token.user_id)
+        try:
+            matching = search.filter_issues(
+                [project.id], status=status, environment=req.get_param('environment'),
+                release=req.get_param('release'), level=req.get_param('level'),
+                query=req.get_param('query'), viewer_id=token.user_id)
+        except search.UnknownTerm as error:
+            raise falcon.HTTPBadRequest(description=f'query: {error}') from None
         rows, next_cursor = search.page_issues(
             matching, sort=sort, cursor=req.get_param('cursor'),
             limit=query_int(req, 'limit', 50, 1, MAX_LIMIT))
         prints = issues.fingerprints_of([i.id for i in rows])
+        # total: one COUNT over the same filtered query (every page of it, not only this one).
         jsonapi.send(resp, {'issues': [issues.issue_json(i, prints.get(i.id, [])) for i in rows],
-                            'next': next_cursor})
+                            'next': next_cursor, 'total': matching.count()})
 
 
 class IssueItem(Resource):

@@ -182,7 +182,8 @@ def build_document():
         '/api/v1/projects/{project_id}/issues': _get('Issues of a project', {
             'type': 'object', 'properties': {
                 'issues': {'type': 'array', 'items': _ref('Issue')},
-                'next': NULLABLE_STRING}}, [_param('project_id', 'path', ID)] + ISSUE_PARAMS,
+                'next': NULLABLE_STRING, 'total': {'type': 'integer'}}},
+            [_param('project_id', 'path', ID)] + ISSUE_PARAMS,
             errors=(400, 401, 404)),
         '/api/v1/projects/{project_id}/events/{event_id}': _get(
             'An event by its event_id', {'type': 'object'},

@@ -27,24 +27,64 @@ SORTS = {
     'users': Issue.user_count,
     'accounts': Issue.account_count,
 }
-TERM_KEYS = ('user', 'account', 'release', 'env', 'environment', 'level', 'is', 'assigned')
-_TERM = re.compile(r'(\w+):("([^"]*)"|(\S+))|"([^"]*)"|(\S+)')
+# Terms the server knows besides tags: people, the level, states, assignment.
+PEOPLE_KEYS = ('user', 'account')
+STATE_KEYS = ('level', 'is', 'assigned')
+# Tags every event may carry (the writer's issue_tag rows); any other key is one of the SDK's
+# own tags, known when an issue of the searched projects has it.
+BUILTIN_TAGS = ('environment', 'release', 'browser', 'os', 'url')
+ALIASES = {'env': 'environment'}
+IS_VALUES = STATUSES + ('regressed', 'assigned', 'unassigned', 'escalating')
+MAX_VALUE = 200
+# !key:value, key:"quoted value", key:value, "quoted text", word. A key is what SDKs name tags
+# with (letters, digits, _ . -); 'http:' and 'https:' begin links, which are searched as text.
+_TERM = re.compile(r'(!?)([\w.-]+):(?!//)("([^"]*)"?|(\S+))|"([^"]*)"?|(\S+)')
+
+
+class UnknownTerm(ValueError):
+    """A key:value term the server cannot search: pages show it, the API answers 400."""
 
 
 def parse_query(text):
-    """'TypeError user:42 is:resolved "two words"' -> {'text': [...], 'user': [...], ...}."""
-    terms = {'text': []}
+    """'TypeError user:42 !browser:"Chrome 120" "two words"' -> {'text': ['TypeError',
+    'two words'], 'terms': [(False, 'user', '42'), (True, 'browser', 'Chrome 120')]}. Known
+    keys are lower-cased (env is environment); other keys are kept as typed (tags are
+    case-sensitive). Pure: whether a key is a stored tag is for filter_issues to ask."""
+    parsed = {'text': [], 'terms': []}
     for match in _TERM.finditer((text or '')[:1000]):
-        key, _quoted, quoted_value, plain_value, quoted_text, word = match.groups()
-        if key is not None and key.lower() in TERM_KEYS:
-            key = 'env' if key.lower() == 'environment' else key.lower()
+        bang, key, _value, quoted_value, plain_value, quoted_text, word = match.groups()
+        if key is not None:
+            lowered = key.lower()
+            if lowered in ALIASES or lowered in BUILTIN_TAGS + PEOPLE_KEYS + STATE_KEYS:
+                key = ALIASES.get(lowered, lowered)
             value = quoted_value if quoted_value is not None else plain_value
-            terms.setdefault(key, []).append(value)
-        elif key is not None:
-            terms['text'].append(match.group(0))
+            parsed['terms'].append((bool(bang), key, value[:MAX_VALUE]))
+        elif quoted_text is not None:
+            if quoted_text:
+                parsed['text'].append(quoted_text)
         else:
-            terms['text'].append(quoted_text if quoted_text is not None else word)
-    return terms
+            parsed['text'].append(word)
+    return parsed
+
+
+def check_terms(terms):
+    """The terms' values the server can tell are wrong without the database: is: values."""
+    for _negated, key, value in terms:
+        if key == 'is' and value.lower() not in IS_VALUES:
+            raise UnknownTerm(f'unknown search term `is:{value[:40]}`; is: takes '
+                              + ', '.join(IS_VALUES))
+
+
+def known_tag_keys(project_ids, keys):
+    """The keys among keys that an issue of these projects has as a tag (one probe each on
+    the issue_tag (key, value) index, joined to the issue's project)."""
+    found = set()
+    for key in keys:
+        if (IssueTag.select(SQL('1')).join(Issue, on=(IssueTag.issue == Issue.id))
+                .where(IssueTag.key == key, Issue.project.in_(list(project_ids)))
+                .limit(1).exists()):
+            found.add(key)
+    return found
 
 
 def encode_cursor(values):
@@ -72,45 +112,81 @@ def filter_issues(project_ids, *, status='unresolved', environment=None, release
                   level=None, query=None, since=None, sort=None, viewer_id=None):
     """A query of the issues of project_ids matching every filter (unordered). sort: the order
     page_issues will apply, if known; it picks the cheaper form of the tag filters. viewer_id:
-    the user that assigned:me means."""
+    the user that assigned:me means. UnknownTerm: a key the server cannot search."""
     issues = Issue.select().where(Issue.project.in_(list(project_ids)))
-    terms = parse_query(query)
-    issues = triage_filters(issues, terms, viewer_id)
-    for value in terms.get('is', []):
-        value = value.lower()
-        if value in STATUSES:
-            status = value
-        elif value == 'regressed':
-            issues = issues.where(Issue.is_regressed == True)  # noqa: E712 (SQL expression)
+    parsed = parse_query(query)
+    terms = parsed['terms']
+    check_terms(terms)
+    known = set(BUILTIN_TAGS + PEOPLE_KEYS + STATE_KEYS)
+    custom = {key for _negated, key, _value in terms if key not in known}
+    if custom:
+        missing = sorted(custom - known_tag_keys(project_ids, custom))
+        if missing:
+            raise UnknownTerm(f'unknown search term `{missing[0][:40]}:`')
+    for negated, key, value in terms:
+        if key == 'is' and not negated and value.lower() in STATUSES:
+            status = value.lower()
     if status and status != 'all':
         issues = issues.where(Issue.status == status)
     # One status, newest first: SQLite walks the (project, status, last_seen) index and probes
     # each issue's tags until the page is full (3 ms for an environment on 10,000 issues). Other
     # orders sort every match anyway, and an IN list of the tag's issues is cheaper for them.
     walk = sort == 'last_seen' and status in STATUSES
-    for key, values in (('environment', [environment] + terms.get('env', [])),
-                        ('release', [release] + terms.get('release', []))):
-        for value in values:
-            if value:
-                issues = issues.where(tag_exists(key, value) if walk
-                                      else Issue.id.in_(tag_subquery(key, value)))
-    for value in [level] + terms.get('level', []):
+    for key, value in (('environment', environment), ('release', release)):
         if value:
-            issues = issues.where(Issue.level == value.lower())
-    for value in terms.get('user', []):
-        issues = issues.where(Issue.id.in_(people_subquery(
-            project_ids, IssueUser, IssueUser.user_key, {value, value.lower()},
-            (IssueUser.email == value.lower()) | (IssueUser.email == value))))
-    for value in terms.get('account', []):
-        issues = issues.where(Issue.id.in_(people_subquery(
-            project_ids, IssueAccount, IssueAccount.account_id, {value},
-            IssueAccount.name == value)))
-    for word in terms['text']:
+            terms = [*terms, (False, key, value)]
+    if level:
+        terms = [*terms, (False, 'level', level)]
+    for negated, key, value in terms:
+        condition = term_condition(key, value, negated, project_ids, viewer_id, walk)
+        if condition is not None:
+            issues = issues.where(condition)
+    for word in parsed['text']:
         # contains() escapes % and _ and is case-insensitive on both backends.
         issues = issues.where(Issue.title.contains(word) | Issue.culprit.contains(word))
     if since is not None:
         issues = issues.where(Issue.last_seen >= since)
     return issues
+
+
+def term_condition(key, value, negated, project_ids, viewer_id, walk):
+    """One key:value term (or !key:value) as a condition on Issue; None for one that only
+    chose the status (is:resolved)."""
+    if key == 'is':
+        return is_condition(value.lower(), negated)
+    if key == 'assigned':
+        if value.lower() == 'me':
+            match = Issue.assignee == (viewer_id or 0)
+        else:
+            match = Issue.assignee.in_(
+                User.select(User.id).where(fn.LOWER(User.email) == value.lower()))
+        # Unassigned issues are not assigned to anyone named: NOT alone would drop them (NULL).
+        return (Issue.assignee.is_null() | ~match) if negated else match
+    if key == 'level':
+        return (Issue.level != value.lower()) if negated else (Issue.level == value.lower())
+    if key == 'user':
+        ids = people_subquery(project_ids, IssueUser, IssueUser.user_key, {value, value.lower()},
+                              (IssueUser.email == value.lower()) | (IssueUser.email == value))
+    elif key == 'account':
+        ids = people_subquery(project_ids, IssueAccount, IssueAccount.account_id, {value},
+                              IssueAccount.name == value)
+    elif negated:
+        return Issue.id.not_in(tag_subquery(key, value))
+    else:
+        return tag_exists(key, value) if walk else Issue.id.in_(tag_subquery(key, value))
+    return Issue.id.not_in(ids) if negated else Issue.id.in_(ids)
+
+
+def is_condition(value, negated):
+    if value in STATUSES:
+        return (Issue.status != value) if negated else None
+    match = {
+        'regressed': Issue.is_regressed == True,  # noqa: E712 (SQL expressions)
+        'escalating': Issue.escalating == True,  # noqa: E712
+        'assigned': Issue.assignee.is_null(False),
+        'unassigned': Issue.assignee.is_null(),
+    }[value]
+    return ~match if negated else match
 
 
 def people_subquery(project_ids, model, key_field, keys, other_match):
@@ -151,25 +227,3 @@ def page_issues(issues, *, sort='last_seen', cursor=None, limit=50):
         last = rows[-1]
         next_cursor = encode_cursor([getattr(last, column.name), last.id])
     return rows, next_cursor
-
-
-# Triage terms: assigned:me, assigned:<email>, is:assigned, is:unassigned, is:escalating.
-TRIAGE_IS = ('assigned', 'unassigned', 'escalating')
-
-
-def triage_filters(issues, terms, viewer_id):
-    for value in terms.get('assigned', []):
-        if value.lower() == 'me':
-            issues = issues.where(Issue.assignee == (viewer_id or 0))
-        else:
-            issues = issues.where(Issue.assignee.in_(
-                User.select(User.id).where(fn.LOWER(User.email) == value.lower())))
-    for value in terms.get('is', []):
-        value = value.lower()
-        if value == 'assigned':
-            issues = issues.where(Issue.assignee.is_null(False))
-        elif value == 'unassigned':
-            issues = issues.where(Issue.assignee.is_null())
-        elif value == 'escalating':
-            issues = issues.where(Issue.escalating == True)  # noqa: E712 (SQL expression)
-    return issues

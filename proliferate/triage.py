@@ -309,6 +309,17 @@ def auto_resolve(now, limit=AUTO_RESOLVE_BATCH):
     return done
 
 
+def parse_auto_resolve_days(text):
+    """The settings form's field: '' (off) or a whole number of days from 1 to the maximum."""
+    text = (text or '').strip()
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= MAX_AUTO_RESOLVE_DAYS:
+        raise Invalid('auto_resolve_days', f'a whole number of days from 1 to '
+                                           f'{MAX_AUTO_RESOLVE_DAYS}, or empty for never')
+    return int(text)
+
+
 def set_auto_resolve(project_id, days):
     Project.update({Project.auto_resolve_days: days}).where(Project.id == project_id).execute()
 
@@ -408,7 +419,8 @@ def comment_json(comment, email=None):
 
 def comments(issue_id):
     """[(comment, author email)] oldest first."""
-    query = (IssueComment.select(IssueComment, User.email)
+    # The whole User is selected: a partial one (email only) would set user_id to None.
+    query = (IssueComment.select(IssueComment, User)
              .join(User, JOIN.LEFT_OUTER, on=(IssueComment.user == User.id))
              .where(IssueComment.issue == issue_id).order_by(IssueComment.id))
     return [(row, row.user.email if row.user_id and row.user else None) for row in query]

@@ -9,7 +9,7 @@ import datetime
 
 import falcon
 import orjson
-from peewee import JOIN
+from markupsafe import Markup
 from peewee import fn
 
 from proliferate import db
@@ -31,7 +31,7 @@ from proliferate.issues import unmerge
 from proliferate.models import Event
 from proliferate.models import Issue as IssueRow
 from proliferate.models import IssueAccount
-from proliferate.models import IssueActivity
+from proliferate.models import IssueComment
 from proliferate.models import IssueHourly
 from proliferate.models import IssueTag
 from proliferate.models import IssueUser
@@ -69,6 +69,7 @@ SORT_LABELS = (('last_seen', 'Last seen'), ('first_seen', 'First seen'), ('event
 STATUS_TABS = (('unresolved', 'Unresolved'), ('resolved', 'Resolved'), ('ignored', 'Ignored'),
                ('all', 'All'))
 ACTIONS = {'resolve': 'resolved', 'ignore': 'ignored', 'reopen': 'unresolved'}
+ASSIGN_ACTIONS = ('assign_me', 'unassign')  # the list's bulk assignment: to whoever asks, to nobody
 MERGE = 'merge'  # the list's bulk action that merges the selected issues into the oldest
 TAG_KEYS = (('environment', 'Environment'), ('release', 'Release'), ('browser', 'Browser'),
             ('os', 'OS'), ('url', 'URL'))
@@ -270,6 +271,118 @@ def event_summary(event):
     }
 
 
+def assignee_names(user_ids):
+    """{user id: name or email} of the assignees of a page of issues (one query)."""
+    ids = sorted({i for i in user_ids if i})
+    if not ids:
+        return {}
+    return {user_id: name or email for user_id, name, email in
+            User.select(User.id, User.name, User.email).where(User.id.in_(ids)).tuples()}
+
+
+def form_count(field, text):
+    if not text.isdigit() or len(text) > 9:
+        raise triage.Invalid(field, 'a whole number')
+    return int(text)
+
+
+def status_change(get, now):
+    """The status form (the Resolve and Ignore menus) -> (status, triage.set_state keyword
+    arguments); triage.Invalid names the bad field. get: the form's getter."""
+    status = get('status')
+    if status not in STATUSES:
+        raise triage.Invalid('status', 'unresolved, resolved or ignored')
+    change = {}
+    if status == 'resolved':
+        resolve = get('resolve')
+        if resolve == 'next':
+            change['resolved_in'] = 'next'
+        elif resolve == 'release':
+            if not get('release'):
+                raise triage.Invalid('release', 'name the release the fix ships in')
+            change['resolved_in'] = triage.parse_resolved_in(get('release', limit=400))
+        elif resolve:
+            raise triage.Invalid('resolve', 'now, next or release')
+    if status == 'ignored':
+        snooze = get('snooze')
+        if snooze == 'minutes':
+            spec = {'minutes': form_count('minutes', get('minutes'))}
+        elif snooze == 'until':
+            spec = {'until': get('until', limit=40)}
+        elif snooze in triage.SNOOZE_COUNTS:
+            spec = {snooze: form_count('count', get('count'))}
+        elif snooze:
+            raise triage.Invalid('snooze', 'minutes, until, events, users or accounts')
+        else:
+            spec = None
+        change['snooze'] = triage.parse_ignore_until(spec, now)
+    return status, change
+
+
+SNOOZE_WORDS = {'events': 'more events', 'users': 'more users', 'accounts': 'more accounts'}
+
+
+def snooze_text(spec):
+    """A stored snooze ({"minutes": N, "until": ...}, {"until": ...}, {"events": N}...) in words."""
+    if not isinstance(spec, dict):
+        return ''
+    for kind, words in SNOOZE_WORDS.items():
+        if kind in spec:
+            return f'until {spec[kind]} {words}'
+    if 'until' in spec:
+        return f'until {str(spec["until"])[:16].replace("T", " ")} UTC'
+    return ''
+
+
+def activity_detail(kind, detail):
+    """What the timeline says beside an activity's kind, who and release: the assignee, the
+    release it was resolved in, the snooze, why it woke (the page escapes it)."""
+    if kind in ('assigned', 'unassigned'):
+        return f'{"to" if kind == "assigned" else "was"} {detail.get("assignee") or "a member"}'
+    if kind == 'resolved':
+        if detail.get('auto'):
+            return f'automatically, after {detail["auto"]} days without an event'
+        if detail.get('in_release') == 'next':
+            return 'in the next release'
+        if detail.get('in_release'):
+            return f'in release {detail["in_release"]}'
+    if kind == 'ignored' and detail.get('until'):
+        return snooze_text(detail['until'])
+    if kind == 'escalating':
+        reason = detail.get('reason')
+        if reason == 'time':
+            return 'back from its snooze: the time was up'
+        return f'back from its snooze: the {reason} passed the mark'
+    return ''
+
+
+def entry_detail(row):
+    """An activity's detail in words: triage's are JSON, merges and unmerges plain text."""
+    if not row.detail:
+        return ''
+    try:
+        detail = orjson.loads(row.detail)
+    except orjson.JSONDecodeError:
+        return row.detail
+    return activity_detail(row.kind, detail) if isinstance(detail, dict) else row.detail
+
+
+def timeline_entries(issue_id, viewer_id, limit=100):
+    """The issue's activity and comments for the page, newest first: dicts the template shows
+    as they are (the comment's HTML is built by triage.comment_html from escaped text)."""
+    out = []
+    for kind, row, email in triage.timeline(issue_id, limit):
+        if kind == 'comment':
+            out.append({'kind': 'comment', 'id': row.id, 'author': email or 'a former member',
+                        'at': row.created_at, 'edited': row.updated_at, 'text': row.text,
+                        'html': Markup(triage.comment_html(row.text)),  # noqa: S704 (escaped)
+                        'own': viewer_id is not None and row.user_id == viewer_id})
+        else:
+            out.append({'kind': row.kind, 'at': row.created_at, 'user': email,
+                        'release': row.release, 'text': entry_detail(row)})
+    return out
+
+
 class Issues(Page):
     """The issue list: /orgs/{slug}/issues (every project of the organization, or one of them with
     ?project=) and /projects/{id}/issues; POST /issues/bulk changes the status of selected rows."""
@@ -305,16 +418,21 @@ class Issues(Page):
             found = find_event(scope, filters['query'])
             if found:
                 raise falcon.HTTPSeeOther(urls.issue_event(*found))
-        rows, next_cursor = [], None
+        rows, next_cursor, search_error = [], None, None
         if scope:
             since = now - PERIODS[filters['period']] if filters['period'] else None
-            issues = search.filter_issues(
-                scope, status=filters['status'], environment=filters['environment'] or None,
-                release=filters['release'] or None, level=filters['level'] or None,
-                query=filters['query'], since=since, sort=filters['sort'],
-                viewer_id=guard.current_user(req).id)
-            rows, next_cursor = search.page_issues(
-                issues, sort=filters['sort'], cursor=filters['cursor'] or None, limit=PAGE_SIZE)
+            try:
+                issues = search.filter_issues(
+                    scope, status=filters['status'], environment=filters['environment'] or None,
+                    release=filters['release'] or None, level=filters['level'] or None,
+                    query=filters['query'], since=since, sort=filters['sort'],
+                    viewer_id=guard.current_user(req).id)
+            except search.UnknownTerm as error:
+                search_error = str(error)
+            else:
+                rows, next_cursor = search.page_issues(
+                    issues, sort=filters['sort'], cursor=filters['cursor'] or None,
+                    limit=PAGE_SIZE)
 
         def here(**changes):
             """This list's URL with some filters changed (and the page reset)."""
@@ -326,8 +444,9 @@ class Issues(Page):
         project_names = {p.id: p.name for p in projects}
         self.render(
             req, resp, 'issue_list.html', org=org, project=project, projects=projects,
-            chosen=chosen, filters=filters, issues=rows,
+            chosen=chosen, filters=filters, issues=rows, search_error=search_error,
             titles={i.id: title_parts(i) for i in rows},
+            assignees=assignee_names([i.assignee_id for i in rows]),
             sparks=sparklines([i.id for i in rows], filters['stats'], now),
             project_names=project_names,
             environments=tag_values(scope, 'environment'),
@@ -342,8 +461,9 @@ class Issues(Page):
         form = self.form(req)
         action = form.get('action')
         status = ACTIONS.get(action)
-        if status is None and action != MERGE:
-            raise falcon.HTTPBadRequest(description='action: resolve, ignore, reopen or merge')
+        if status is None and action != MERGE and action not in ASSIGN_ACTIONS:
+            raise falcon.HTTPBadRequest(
+                description='action: resolve, ignore, reopen, merge, assign_me or unassign')
         wanted = {int(v) for v in form.getlist('issue', limit=PAGE_SIZE * 4) if v.isdigit()}
         org_ids = [m.organization_id for m in self.memberships(req)]
         allowed = [row[0] for row in IssueRow.select(IssueRow.id).join(Project)
@@ -353,11 +473,16 @@ class Issues(Page):
         if action == MERGE:
             self.merge_selected(allowed, user_id)
 
+        me = guard.current_user(req) if action == 'assign_me' else None
+
         def change():
             for issue_id in allowed:
-                triage.set_state(issue_id, status, actor_id=user_id, now=self.clock())
+                if status is not None:
+                    triage.set_state(issue_id, status, actor_id=user_id, now=self.clock())
+                else:
+                    triage.assign(issue_id, me, actor_id=user_id, now=self.clock())
 
-        if allowed and status is not None:
+        if allowed:
             self.call(change)
         target = form.get('next')
         target = target if urls.is_local(target) else urls.home()
@@ -435,7 +560,8 @@ class Issue(Page):
             users=self.people(IssueUser, issue, TAG_TOP, RECENT_SIDE),
             accounts=self.people(IssueAccount, issue, TAG_TOP, RECENT_SIDE),
             recent_side=RECENT_SIDE,
-            activity=self.activity(issue), frames_view=frames_view,
+            timeline=timeline_entries(issue.id, guard.current_user(req).id),
+            members=triage.members(issue.project.organization_id), frames_view=frames_view,
             agent=parse_user_agent(event.get('user_agent')) if event else (None, None),
             frames=frames, has_mapped=any(f.get('resolved') for f in frames),
             maps_missing=any(f.get('unresolved_reason') == 'no_maps' for f in frames),
@@ -519,12 +645,6 @@ class Issue(Page):
         key_field = IssueUser.user_key if model is IssueUser else IssueAccount.account_id
         return (list(query.where(key_field.in_(sorted(keys)))) if keys else []), False
 
-    def activity(self, issue):
-        return list(IssueActivity.select(IssueActivity, User)
-                    .join(User, JOIN.LEFT_OUTER)
-                    .where(IssueActivity.issue == issue.id)
-                    .order_by(IssueActivity.created_at.desc(), IssueActivity.id.desc())
-                    .limit(50))
 
     @falcon.before(guard.require_login)
     def on_get_events(self, req, resp, issue_id):
@@ -618,13 +738,80 @@ class Issue(Page):
 
     @falcon.before(guard.require_login)
     def on_post_status(self, req, resp, issue_id):
+        """Resolve (now, in the next release, in a named release), ignore (for ever, for a
+        time, until a date, until N more events, users or accounts) or reopen."""
         issue, _membership = self.issue_for(req, issue_id)
         form = self.form(req)
-        status = form.get('status')
-        if status not in STATUSES:
-            raise falcon.HTTPBadRequest(description='status: unresolved, resolved or ignored')
+        try:
+            status, change = status_change(form.get, self.clock())
+        except triage.Invalid as error:
+            raise falcon.HTTPBadRequest(description=str(error)) from None
         user_id = guard.current_user(req).id
-        self.call(lambda: triage.set_state(issue.id, status, actor_id=user_id, now=self.clock()))
+        self.call(lambda: triage.set_state(issue.id, status, actor_id=user_id, now=self.clock(),
+                                           **change))
         target = form.get('next')
         target = target if urls.is_local(target) else urls.issue(issue.id)
         raise falcon.HTTPSeeOther(urls.with_notice(target, status))
+
+    @falcon.before(guard.require_login)
+    def on_post_assign(self, req, resp, issue_id):
+        """assignee: 'me', a member's user id, or '' for nobody."""
+        issue, _membership = self.issue_for(req, issue_id)
+        form = self.form(req)
+        me = guard.current_user(req)
+        choice = form.get('assignee', limit=20)
+        if choice == 'me':
+            user = me
+        elif choice == '':
+            user = None
+        else:
+            members = {str(u.id): u for u in triage.members(issue.project.organization_id)}
+            user = members.get(choice)
+            if user is None:
+                raise falcon.HTTPBadRequest(
+                    description="assignee: a member of the issue's organization, or unassigned")
+        self.call(lambda: triage.assign(issue.id, user, now=self.clock(), actor_id=me.id))
+        target = form.get('next')
+        target = target if urls.is_local(target) else urls.issue(issue.id)
+        raise falcon.HTTPSeeOther(urls.with_notice(target, 'assigned'))
+
+    @falcon.before(guard.require_login)
+    def on_post_comments(self, req, resp, issue_id):
+        issue, _membership = self.issue_for(req, issue_id)
+        text = self.comment_text(req)
+        author = guard.current_user(req)
+        self.call(lambda: triage.add_comment(issue.id, author, text, self.clock()))
+        raise falcon.HTTPSeeOther(urls.with_notice(urls.issue(issue.id), 'commented'))
+
+    @falcon.before(guard.require_login)
+    def on_post_comment_edit(self, req, resp, comment_id):
+        comment, author = self.own_comment(req, comment_id)
+        text = self.comment_text(req)
+        self.call(lambda: triage.edit_comment(comment.id, author, text, self.clock()))
+        raise falcon.HTTPSeeOther(urls.with_notice(urls.issue(comment.issue_id), 'comment_saved'))
+
+    @falcon.before(guard.require_login)
+    def on_post_comment_delete(self, req, resp, comment_id):
+        comment, _author = self.own_comment(req, comment_id)
+        self.call(lambda: triage.delete_comment(comment.id))
+        raise falcon.HTTPSeeOther(urls.with_notice(urls.issue(comment.issue_id),
+                                                   'comment_deleted'))
+
+    def comment_text(self, req):
+        try:
+            return triage.validate_comment(self.form(req).get('text', limit=triage.MAX_COMMENT + 1,
+                                                               strip=False))
+        except triage.Invalid as error:
+            raise falcon.HTTPBadRequest(description=str(error)) from None
+
+    def own_comment(self, req, comment_id):
+        """(comment, its author) when the signed-in user wrote it: 404 outside their
+        organizations, 403 for someone else's comment."""
+        comment = IssueComment.get_or_none(IssueComment.id == comment_id)
+        if comment is None:
+            raise falcon.HTTPNotFound()
+        self.issue_for(req, comment.issue_id)
+        user = guard.current_user(req)
+        if comment.user_id != user.id:
+            raise falcon.HTTPForbidden(description='only its author may change a comment')
+        return comment, user

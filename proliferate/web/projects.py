@@ -11,6 +11,7 @@ from peewee import fn
 
 from proliferate import orgs
 from proliferate import regroup
+from proliferate import triage
 from proliferate.ingest.admission import clean_patterns
 from proliferate.ingest.admission import rules_for
 from proliferate.models import DroppedCount
@@ -226,7 +227,8 @@ class ProjectItem(Page):
             pending=pending or {'name': project.name,
                                 'rate_limit_per_minute': project.rate_limit_per_minute,
                                 'in_app_patterns': project.in_app_patterns,
-                                'library_patterns': project.library_patterns})
+                                'library_patterns': project.library_patterns,
+                                'auto_resolve_days': project.auto_resolve_days})
 
     @falcon.before(guard.require_login)
     def on_post_settings(self, req, resp, project_id):
@@ -237,7 +239,8 @@ class ProjectItem(Page):
             if not name:
                 raise orgs.Refused('A project needs a name.')
             rate_limit = parse_rate_limit(form.get('rate_limit_per_minute'))
-        except orgs.Refused as error:
+            auto_days = triage.parse_auto_resolve_days(form.get('auto_resolve_days', limit=20))
+        except (orgs.Refused, triage.Invalid) as error:
             self.show(req, resp, project, membership, error=str(error), status=falcon.HTTP_400)
             return
         in_app = clean_patterns(form.get('in_app_patterns', limit=20000))
@@ -247,10 +250,12 @@ class ProjectItem(Page):
             # Grouping changes with the patterns: first show what the newest events would make.
             figures = regroup.preview(project.id, rules_for(in_app, library))
             pending = {'name': name, 'rate_limit_per_minute': rate_limit,
-                       'in_app_patterns': in_app, 'library_patterns': library}
+                       'in_app_patterns': in_app, 'library_patterns': library,
+                       'auto_resolve_days': auto_days}
             self.show(req, resp, project, membership, preview=figures, pending=pending)
             return
         self.call(lambda: orgs.save_project(project.id, name, rate_limit))
+        self.call(lambda: triage.set_auto_resolve(project.id, auto_days))
         if changed:
             self.call(lambda: Project.update(in_app_patterns=in_app, library_patterns=library)
                       .where(Project.id == project.id).execute())

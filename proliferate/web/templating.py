@@ -23,6 +23,7 @@ from proliferate.web import urls
 # A new section adds one row here; a page marks its row with {% set section = 'Label' %}.
 NAV = [
     ('Issues', urls.org_issues),
+    ('Assigned to me', urls.assigned_to_me),
     ('Projects', urls.org_projects),
     ('Members', urls.org_members),
     ('Notifications', urls.org_notifications),

@@ -113,6 +113,27 @@ def issue_status(issue_id):
     return f'/issues/{int(issue_id)}/status'
 
 
+def issue_assign(issue_id):
+    return f'/issues/{int(issue_id)}/assign'
+
+
+def issue_comments(issue_id):
+    return f'/issues/{int(issue_id)}/comments'
+
+
+def comment_edit(comment_id):
+    return f'/comments/{int(comment_id)}/edit'
+
+
+def comment_delete(comment_id):
+    return f'/comments/{int(comment_id)}/delete'
+
+
+def assigned_to_me(org_slug):
+    """The organization's issues assigned to whoever looks (a search, not a route of its own)."""
+    return org_issues(org_slug, query='assigned:me')
+
+
 def issue_merge(issue_id):
     return f'/issues/{int(issue_id)}/merge'
 
