@@ -4,6 +4,7 @@ console error and has no serious or critical axe-core violation; the list's shor
 
 import json
 import os
+import shutil
 import urllib.request
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from factories import PASSWORD
 from factories import event
 from factories import make_project
 from factories import make_user
+from test_sdk_sentry import cached_install
+from test_sdk_sentry import run
 
 from proliferate import db
 from proliferate.models import Release
@@ -195,5 +198,86 @@ def test_every_page_fits_the_viewport_without_console_errors(chromium_browser, l
         failures += check_layout(page, live_server, page_paths(page, live_server, project),
                                  viewport)
         assert failures == [], '\n'.join(failures)
+    finally:
+        context.close()
+
+
+def axe_source():
+    """axe-core's browser bundle, installed from npm once into the test cache (not the repo)."""
+    if not shutil.which('npm'):
+        pytest.skip('npm is needed (.ci/run installs it from Debian)')
+
+    def install(staging):
+        (staging / 'package.json').write_text('{"private": true}')
+        run(['npm', 'install', '--no-audit', '--no-fund', '--silent', f'axe-core@{AXE_VERSION}'],
+            cwd=staging)
+    return (cached_install(f'axe-core-{AXE_VERSION}', install)
+            / 'node_modules' / 'axe-core' / 'axe.min.js').read_text()
+
+
+def serious_violations(page, source):
+    """axe-core's serious and critical findings on the page: (rule, first target, help)."""
+    page.add_script_tag(content=source)
+    result = page.evaluate('axe.run(document, {resultTypes: ["violations"]})')
+    return [(v['id'], v['nodes'][0]['target'], v['help']) for v in result['violations']
+            if v['impact'] in ('serious', 'critical')]
+
+
+@pytest.mark.network
+@pytest.mark.parametrize('scheme', ['light', 'dark'])
+@pytest.mark.parametrize('viewport', sorted(VIEWPORTS))
+def test_no_serious_accessibility_violation_on_any_page(chromium_browser, live_server, viewport,
+                                                        scheme):
+    """axe-core injected past the CSP (bypass_csp, this context only), on every page."""
+    source = axe_source()
+    project = make_project('web')
+    context = chromium_browser.new_context(viewport=VIEWPORTS[viewport], bypass_csp=True,
+                                           color_scheme=scheme)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    found = []
+    try:
+        page.goto(live_server + '/setup')
+        found += [('setup', *v) for v in serious_violations(page, source)]
+        make_user('owner@example.com')
+        page.goto(live_server + '/login')
+        found += [('login', *v) for v in serious_violations(page, source)]
+        sign_in(page, live_server, 'owner@example.com')
+        seed(live_server, project)
+        wait_for_issues(page, live_server, 3)
+        for name, path in page_paths(page, live_server, project):
+            page.goto(live_server + path)
+            found += [(name, *v) for v in serious_violations(page, source)]
+        assert found == [], '\n'.join(map(str, found))
+    finally:
+        context.close()
+
+
+def test_keyboard_users_skip_to_the_content_and_a_signed_in_404_keeps_the_navigation(
+        chromium_browser, live_server):
+    make_user('owner@example.com')
+    context = chromium_browser.new_context(viewport=VIEWPORTS['phone'])
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    try:
+        sign_in(page, live_server, 'owner@example.com')
+        # The first Tab reaches the skip link, shown on focus; it moves focus to <main>.
+        page.keyboard.press('Tab')
+        skip = page.locator('a.skip-link')
+        assert skip.evaluate('e => e === document.activeElement') and skip.is_visible()
+        page.keyboard.press('Enter')
+        assert page.evaluate('document.activeElement.id') == 'main'
+        # On a phone the navigation folds behind Menu (a <details>), and opens.
+        nav = page.locator('nav[aria-label=Main]')
+        assert not nav.is_visible()
+        page.click('summary:has-text("Menu")')
+        assert nav.locator('a', has_text='Notifications').is_visible()
+        assert page.locator('.menu-right summary').is_visible()
+        # A page that is not there still shows where to go.
+        response = page.goto(live_server + '/orgs/acme/no-such-page')
+        assert response.status == 404
+        assert page.locator('h1').text_content() == '404 Not Found'
+        assert page.locator('nav[aria-label=Main] a', has_text='Issues').count() == 1
+        assert page.locator('header.topbar').count() == 1 and page.locator('main#main').count() == 1
     finally:
         context.close()
