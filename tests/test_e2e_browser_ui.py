@@ -281,3 +281,64 @@ def test_keyboard_users_skip_to_the_content_and_a_signed_in_404_keeps_the_naviga
         assert page.locator('header.topbar').count() == 1 and page.locator('main#main').count() == 1
     finally:
         context.close()
+
+
+def test_the_issue_list_works_from_the_keyboard(chromium_browser, live_server):
+    """j j o opens the second issue, e resolves it (gone from the list); x ticks, ? lists the keys,
+    and letters typed into the search box stay there."""
+    make_user('owner@example.com')
+    project = make_project('web')
+    context = chromium_browser.new_context(viewport=VIEWPORTS['desktop'])
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    watch = Watch(page)
+    try:
+        sign_in(page, live_server, 'owner@example.com')
+        seed(live_server, project)
+        wait_for_issues(page, live_server, 3)
+        titles = page.locator('a.issue-title').all_text_contents()
+        second = page.locator('a.issue-title').nth(1).get_attribute('href')
+
+        page.keyboard.press('j')
+        page.keyboard.press('j')
+        selected = page.locator('tr.issue-row.kbd-current')
+        assert selected.count() == 1 and selected.locator('a.issue-title').text_content() == titles[1]
+        page.keyboard.press('k')
+        assert page.locator('tr.issue-row.kbd-current a.issue-title').text_content() == titles[0]
+        page.keyboard.press('j')
+        page.keyboard.press('x')
+        assert selected.locator('input[name=issue]').is_checked()
+        assert page.text_content('[data-selected-count]') == '1 selected'
+        page.keyboard.press('x')
+        assert not selected.locator('input[name=issue]').is_checked()
+
+        page.keyboard.press('?')
+        dialog = page.locator('dialog.shortcuts')
+        assert dialog.is_visible() and 'resolve' in dialog.text_content()
+        page.keyboard.press('Escape')
+        assert not dialog.is_visible()
+
+        # Typing in the search box is typing, not shortcuts.
+        page.keyboard.press('/')
+        page.keyboard.type('jjoe')
+        assert page.input_value('input[name=query]') == 'jjoe'
+        assert page.url.endswith('/orgs/acme/issues')
+        page.locator('input[name=query]').fill('')
+        page.locator('input[name=query]').blur()
+
+        page.keyboard.press('o')
+        page.wait_for_url('**' + second)
+        page.keyboard.press('e')
+        page.wait_for_url('**notice=resolved')
+        assert page.locator('.status').text_content().strip() == 'resolved'
+        page.goto(live_server + '/orgs/acme/issues')
+        assert page.locator('a.issue-title').all_text_contents() == [titles[0], titles[2]]
+
+        # In the list, e resolves the selected row through the bulk form.
+        page.keyboard.press('j')
+        page.keyboard.press('e')
+        page.wait_for_url('**notice=bulk**')
+        assert page.locator('a.issue-title').all_text_contents() == [titles[2]]
+        assert watch.problems == []
+    finally:
+        context.close()
