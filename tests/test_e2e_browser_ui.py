@@ -215,6 +215,17 @@ def axe_source():
             / 'node_modules' / 'axe-core' / 'axe.min.js').read_text()
 
 
+# The relative luminance (0 black, 1 white) of the page's background and of its text.
+COLOURS = '''() => [getComputedStyle(document.documentElement).backgroundColor,
+                getComputedStyle(document.body).color].map(colour => {
+  const [r, g, b] = colour.match(/[\\d.]+/g).slice(0, 3).map(v => {
+    const c = Number(v) / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+})'''
+
+
 def serious_violations(page, source):
     """axe-core's serious and critical findings on the page: (rule, first target, help)."""
     page.add_script_tag(content=source)
@@ -248,6 +259,12 @@ def test_no_serious_accessibility_violation_on_any_page(chromium_browser, live_s
         for name, path in page_paths(page, live_server, project):
             page.goto(live_server + path)
             found += [(name, *v) for v in serious_violations(page, source)]
+            # The scheme really applies: a dark page behind light text, or the reverse.
+            background, text = page.evaluate(COLOURS)
+            assert (background < 0.2 and text > 0.6) if scheme == 'dark' else (
+                background > 0.8 and text < 0.3), (name, scheme, background, text)
+            if SHOTS:
+                page.screenshot(path=str(Path(SHOTS) / f'{viewport}-{scheme}-{name}.png'))
         assert found == [], '\n'.join(map(str, found))
     finally:
         context.close()
