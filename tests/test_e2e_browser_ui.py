@@ -345,6 +345,9 @@ def test_the_issue_list_works_from_the_keyboard(chromium_browser, live_server):
 
         page.keyboard.press('o')
         page.wait_for_url('**' + second)
+        # The issue's chart has a y-axis scale: 0 at the bottom, its one event at the top.
+        assert page.locator('svg.chart-scale text').all_text_contents() == ['0', '1']
+        assert page.locator('svg.chart line.grid').count() == 2
         page.keyboard.press('e')
         page.wait_for_url('**notice=resolved')
         assert page.locator('.status').text_content().strip() == 'resolved'
