@@ -119,16 +119,131 @@
     });
   });
 
-  // "/" focuses the search box, as on most trackers.
+  // Keyboard shortcuts, as on most trackers. In a list: j/k move a visible selection, o or
+  // Enter opens it, x selects it, e resolves and i ignores it (or the rows ticked); on an issue,
+  // e and i act on it; everywhere / searches and ? lists the keys. Never while typing in a field.
   var search = document.querySelector('[data-search]');
-  if (search) {
-    document.addEventListener('keydown', function (event) {
-      var tag = (event.target && event.target.tagName) || '';
-      if (event.key === '/' && !/^(INPUT|TEXTAREA|SELECT)$/.test(tag) && !event.metaKey && !event.ctrlKey) {
-        event.preventDefault();
-        search.focus();
-        search.select();
-      }
-    });
+  var bulk = document.querySelector('form[data-bulk]');
+  var rows = bulk ? all('tr.issue-row', bulk) : [];
+  var current = -1;
+  var dialog = null;
+
+  var KEYS = [
+    ['j / k', 'next / previous issue'],
+    ['o or Enter', 'open the selected issue'],
+    ['x', 'tick the selected issue'],
+    ['e', 'resolve (the ticked issues, else the selected one)'],
+    ['i', 'ignore (the ticked issues, else the selected one)'],
+    ['/', 'search'],
+    ['?', 'this list']
+  ];
+
+  function typing(target) {
+    var tag = (target && target.tagName) || '';
+    return /^(INPUT|TEXTAREA|SELECT)$/.test(tag) || (target && target.isContentEditable);
   }
+
+  function move(step) {
+    if (!rows.length) return;
+    if (current >= 0) rows[current].classList.remove('kbd-current');
+    current = Math.max(0, Math.min(rows.length - 1, current + step));
+    var row = rows[current];
+    row.classList.add('kbd-current');
+    var link = row.querySelector('a.issue-title');
+    if (link) link.focus({preventScroll: true});
+    row.scrollIntoView({block: 'nearest'});
+  }
+
+  function openCurrent() {
+    var link = current >= 0 && rows[current].querySelector('a.issue-title');
+    if (link) window.location.assign(link.href);
+  }
+
+  function tickCurrent() {
+    var box = current >= 0 && rows[current].querySelector('input[name=issue]');
+    if (box) box.click();
+  }
+
+  function act(action, status) {
+    if (bulk) {
+      var ticked = all('input[name=issue]:checked', bulk).length;
+      if (!ticked) tickCurrent();
+      var button = bulk.querySelector('button[name=action][value="' + action + '"]');
+      if (button && all('input[name=issue]:checked', bulk).length) {
+        button.disabled = false;
+        button.click();
+      }
+      return;
+    }
+    var input = document.querySelector('form input[name=status][value="' + status + '"]');
+    var form = input && input.form;
+    var submit = form && form.querySelector('button[type=submit], button:not([type])');
+    if (submit) submit.click();
+  }
+
+  function showKeys() {
+    if (!dialog) {
+      dialog = document.createElement('dialog');
+      dialog.className = 'shortcuts';
+      dialog.setAttribute('aria-labelledby', 'shortcuts-title');
+      var title = document.createElement('h2');
+      title.id = 'shortcuts-title';
+      title.textContent = 'Keyboard shortcuts';
+      var list = document.createElement('dl');
+      KEYS.forEach(function (pair) {
+        var key = document.createElement('dt');
+        var kbd = document.createElement('kbd');
+        kbd.textContent = pair[0];
+        key.appendChild(kbd);
+        var what = document.createElement('dd');
+        what.textContent = pair[1];
+        list.appendChild(key);
+        list.appendChild(what);
+      });
+      var close = document.createElement('button');
+      close.type = 'button';
+      close.textContent = 'Close';
+      close.addEventListener('click', function () { dialog.close(); });
+      dialog.appendChild(title);
+      dialog.appendChild(list);
+      dialog.appendChild(close);
+      document.body.appendChild(dialog);
+    }
+    if (!dialog.open) dialog.showModal();
+  }
+
+  document.addEventListener('keydown', function (event) {
+    if (event.metaKey || event.ctrlKey || event.altKey || event.defaultPrevented) return;
+    if (dialog && dialog.open) return;
+    var key = event.key;
+    if (key === 'Enter') {
+      // Enter on a focused link opens it anyway; this covers a selection that lost focus.
+      if (current >= 0 && !typing(event.target) && !/^(A|BUTTON|SUMMARY)$/.test(event.target.tagName)) {
+        event.preventDefault();
+        openCurrent();
+      }
+      return;
+    }
+    if (typing(event.target)) return;
+    var handled = true;
+    if (key === '/' && search) {
+      search.focus();
+      search.select();
+    } else if (key === '?') {
+      showKeys();
+    } else if ((key === 'j' || key === 'k') && rows.length) {
+      move(key === 'j' ? 1 : -1);
+    } else if (key === 'o' && current >= 0) {
+      openCurrent();
+    } else if (key === 'x' && current >= 0) {
+      tickCurrent();
+    } else if (key === 'e') {
+      act('resolve', 'resolved');
+    } else if (key === 'i') {
+      act('ignore', 'ignored');
+    } else {
+      handled = false;
+    }
+    if (handled) event.preventDefault();
+  });
 })();

@@ -8,6 +8,7 @@ import dataclasses
 import re
 
 import falcon
+import peewee
 
 from proliferate import paths
 from proliferate.models import Membership
@@ -78,11 +79,27 @@ def error_serializer(templates, json_serializer):
             json_serializer(req, resp, exception)
             return
         resp.content_type = falcon.MEDIA_HTML
+        user, memberships = error_page_user(req, exception.status)
         resp.text = template.render(
             status=exception.status, title=exception.title or 'Error',
-            description=exception.description or '', user=None, org=None, memberships=[],
-            csrf_token='', path=req.relative_uri, now=utcnow(), notice=None)
+            description=exception.description or '', user=user,
+            org=memberships[0].organization if memberships else None, memberships=memberships,
+            csrf_token=guard.csrf_token(req, resp) if user else '', path=req.relative_uri,
+            now=utcnow(), notice=None)
     return serialize
+
+
+def error_page_user(req, status):
+    """(user, memberships) for an error page, so that a signed-in user's 404 keeps the
+    navigation; (None, []) for a server-side error, where the database may be what failed, and
+    whenever looking the session up fails."""
+    if not 400 <= falcon.http_status_to_code(status) < 500:
+        return None, []
+    try:
+        user = guard.current_user(req)
+        return (user, memberships_of(user.id)) if user is not None else (None, [])
+    except peewee.PeeweeException:
+        return None, []
 
 
 def memberships_of(user_id):

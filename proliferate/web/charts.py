@@ -79,3 +79,30 @@ def sparkline_svg(bars, width, height, label):
         f'<svg class="spark" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         f'preserveAspectRatio="none" role="img" aria-label="{Markup.escape(label)}: {total}">'
         f'<title>{Markup.escape(label)}: {total:,}</title>{rects}</svg>')
+
+
+def nice_ticks(peak, count=4):
+    """The scale of a chart whose tallest bar is peak: [0, step, 2 * step, ...] up to peak, with a
+    round step (1, 2 or 5 times a power of ten, never below 1) and at most count steps."""
+    if peak <= 0:
+        return [0]
+    step = 1
+    while peak / step > count:
+        step = next_step(step)
+    return [step * i for i in range(int(peak // step) + 1)]
+
+
+def next_step(step):
+    """1, 2, 5, 10, 20, 50, ...: the round step after step."""
+    digits = len(str(step)) - 1
+    lead = step // 10 ** digits
+    return {1: 2, 2: 5, 5: 10}[lead] * 10 ** digits
+
+
+def axis(bars, height):
+    """[(value, y)] for the y-axis of bars() drawn at height: each tick's count and its height
+    from the top, on the same scale as the bars (the tallest bar reaches the top)."""
+    peak = max((bar['count'] for bar in bars), default=0)
+    if peak <= 0:
+        return [(0, height)]
+    return [(value, round(height - value / peak * height, 2)) for value in nice_ticks(peak)]

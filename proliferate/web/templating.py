@@ -17,6 +17,7 @@ from jinja2 import select_autoescape
 from markupsafe import Markup
 
 from proliferate import __version__
+from proliferate.web import charts
 from proliferate.web import urls
 
 # The header navigation of an organization: (label, function of the organization's slug -> URL).
@@ -51,7 +52,7 @@ def make_environment(directory):
         lstrip_blocks=True,
     )
     env.globals.update(static=static, urls=urls, nav=NAV, project_nav=PROJECT_NAV,
-                       user_nav=USER_NAV, version=__version__)
+                       user_nav=USER_NAV, version=__version__, chart_axis=charts.axis)
     env.filters.update(
         ago=ago, exact=exact, isoz=isoz, number=number, compact=compact, when=when,
         pretty_json=pretty_json, crumb_time=crumb_time, http_url=http_url, plural=plural,
