@@ -22,6 +22,8 @@ from proliferate.models import Release
 pytestmark = pytest.mark.browser
 
 VIEWPORTS = {'desktop': {'width': 1440, 'height': 900}, 'phone': {'width': 390, 'height': 844}}
+# The layout check also takes the narrowest phone in common use.
+LAYOUT_VIEWPORTS = {**VIEWPORTS, 'narrow phone': {'width': 360, 'height': 740}}
 # A directory to keep a full-page screenshot of every page checked (to look at the layout).
 SHOTS = os.environ.get('PROLIFERATE_UI_SCREENSHOTS')
 AXE_VERSION = '4.10.2'
@@ -182,10 +184,10 @@ def check_layout(page, base, paths, label):
     return failures
 
 
-@pytest.mark.parametrize('viewport', sorted(VIEWPORTS))
+@pytest.mark.parametrize('viewport', sorted(LAYOUT_VIEWPORTS))
 def test_every_page_fits_the_viewport_without_console_errors(chromium_browser, live_server, viewport):
     project = make_project('web')
-    context = chromium_browser.new_context(viewport=VIEWPORTS[viewport])
+    context = chromium_browser.new_context(viewport=LAYOUT_VIEWPORTS[viewport])
     page = context.new_page()
     page.set_default_timeout(10_000)
     try:
@@ -290,6 +292,8 @@ def test_keyboard_users_skip_to_the_content_and_a_signed_in_404_keeps_the_naviga
         page.click('summary:has-text("Menu")')
         assert nav.locator('a', has_text='Notifications').is_visible()
         assert page.locator('.menu-right summary').is_visible()
+        if SHOTS:
+            page.screenshot(path=str(Path(SHOTS) / 'phone-menu-open.png'))
         # A page that is not there still shows where to go.
         response = page.goto(live_server + '/orgs/acme/no-such-page')
         assert response.status == 404
