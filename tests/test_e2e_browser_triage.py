@@ -6,7 +6,6 @@ import json
 import urllib.request
 
 import pytest
-from browser import chromium_browser  # noqa: F401  (session fixture)
 from factories import PASSWORD
 from factories import event
 
