@@ -1,12 +1,19 @@
-"""Realistic ~2 KB ingest events for the benchmark, deterministic given a seed.
+"""Realistic ~2 KB ingest events for the benchmark, deterministic given a seed, in two mixes.
 
 Pure: no I/O. `make_event` builds one documented-shape event; `EventSource` pre-renders a pool of
 them so the load generator can produce request bodies for almost no client CPU.
+
+Mixes: 'realistic' as real error streams are: 90 % of events are one of 50 errors x 3 releases,
+each (error, release) with one fixed stack text, as an SDK sends the same bug in the same build;
+10 % have a stack seen once (the long tail). 'unique', the worst case: every event's stack is
+new (its column numbers come from its event id). In both, the event id, user, account, session
+and window vary on every event.
 """
 
 import hashlib
 import json
 import random
+import re
 import uuid
 from datetime import UTC
 from datetime import datetime
@@ -18,7 +25,11 @@ ACCOUNT_COUNT = 100
 # Every template is one rendered event; 4096 of them cover ~98 % of the 1,000 users while costing
 # well under a second to build.
 POOL_SIZE = 4096
-_ID_PLACEHOLDER = '@@EVENT_ID@@'
+MIXES = ('realistic', 'unique')
+# The share of a realistic mix's events whose stack is seen once.
+TAIL_SHARE = 0.10
+FRAME_COUNT = 10
+_SLOT = re.compile(r'@@(\w+)@@')
 
 _VERBS = (
     'load', 'render', 'handle', 'parse', 'update', 'fetch', 'build', 'apply', 'select', 'sync',
@@ -70,21 +81,64 @@ def top_frames(fingerprint):
     )
 
 
-def make_event(rng, *, api_key, event_id, now):
-    """One documented-shape JS TypeError event (~2 KB as JSON) drawn from `rng`."""
+def stack_columns(fingerprint, release):
+    """The column numbers of the one stack an (error, release) sends: fixed per build."""
+    rng = random.Random(f'{fingerprint}:{release}')
+    return [str(rng.randrange(1000, 99999)) for _ in range(FRAME_COUNT)]
+
+
+def event_slots(eid, columns=True):
+    """What varies on every event, derived from its id: {slot: text} for a template's slots;
+    the stack's column numbers only when `columns`."""
+    user = int(eid[8:12], 16) % USER_COUNT
+    slots = {
+        'EVENT_ID': eid,
+        'USER': f'{user:05d}',
+        'ACCOUNT': f'{user % ACCOUNT_COUNT:03d}',
+        'SESSION': eid[16:32],
+        'WINDOW': eid[4:16],
+    }
+    if not columns:
+        return slots
+    # Ten column numbers of 1000..99999 from 30 hex digits: a stack no other event has.
+    digits = eid[:12] + eid[13:16] + eid[17:32]
+    for frame in range(FRAME_COUNT):
+        slots[f'C{frame}'] = str(1000 + int(digits[frame * 3:frame * 3 + 3], 16) * 24)
+    return slots
+
+
+def make_event(rng, *, api_key, event_id, now, unique_stack=True):
+    """One documented-shape JS TypeError event (~2 KB as JSON) drawn from `rng`.
+
+    With event_id '@@EVENT_ID@@' the per-event parts are slots ('@@USER@@', ...; see
+    event_slots), and so are the stack's column numbers when unique_stack; without it the stack
+    is the fixed one of its (error, release)."""
     fingerprint = rng.randrange(FINGERPRINT_COUNT)
+    release = rng.choice(_RELEASES)
     prop = _PROPERTIES[fingerprint % len(_PROPERTIES)]
     message = f"Cannot read properties of undefined (reading '{prop}')"
     frames = top_frames(fingerprint) + _FRAMEWORK_FRAMES
+    templated = event_id == '@@EVENT_ID@@'
+    if not unique_stack:
+        columns = stack_columns(fingerprint, release)
+    elif templated:
+        columns = [f'@@C{frame}@@' for frame in range(FRAME_COUNT)]
+    else:
+        columns = [str(rng.randrange(1000, 99999)) for _ in range(FRAME_COUNT)]
     stack = '\n'.join(
         [f'TypeError: {message}']
         + [
-            f'    at {function} (https://app.example.com/js/{file}:1:{rng.randrange(1000, 99999)})'
-            for function, file in frames
+            f'    at {function} (https://app.example.com/js/{file}:1:{column})'
+            for (function, file), column in zip(frames, columns, strict=True)
         ]
     )
     user = rng.randrange(USER_COUNT)
     account = user % ACCOUNT_COUNT
+    user_text, account_text = f'{user:05d}', f'{account:03d}'
+    session, window = f'{rng.getrandbits(64):016x}', f'{rng.getrandbits(48):012x}'
+    if templated:
+        user_text, account_text = '@@USER@@', '@@ACCOUNT@@'
+        session, window = '@@SESSION@@', '@@WINDOW@@'
     occurred = now - timedelta(milliseconds=rng.randrange(60_000))
     page = rng.choice(_PAGES)
     start_ms = int(occurred.timestamp() * 1000) - 30_000
@@ -110,14 +164,14 @@ def make_event(rng, *, api_key, event_id, now):
         'type': 'exception',
         'level': 'error',
         'environment': 'production',
-        'release': rng.choice(_RELEASES),
-        'url': f'https://app.example.com{page}?tab=overview',
+        'release': release,
+        'url': f'https://app.example.com{page}?tab=overview&user={user_text}',
         'user_agent': rng.choice(_USER_AGENTS),
         'exception': {'type': 'TypeError', 'message': message, 'stack': stack},
-        'user': {'id': f'user_{user:05d}', 'email': f'user{user:05d}@cust{account:03d}.example'},
-        'account': {'id': f'acct_{account:04d}', 'name': f'Customer {account:03d} Ltd'},
-        'session_id': f'sess_{rng.getrandbits(64):016x}',
-        'window_id': f'win_{rng.getrandbits(48):012x}',
+        'user': {'id': f'user_{user_text}', 'email': f'user{user_text}@cust{account_text}.example'},
+        'account': {'id': f'acct_0{account_text}', 'name': f'Customer {account_text} Ltd'},
+        'session_id': f'sess_{session}',
+        'window_id': f'win_{window}',
         'breadcrumbs': breadcrumbs,
         'extra': {
             'component': frames[0][0],
@@ -127,29 +181,41 @@ def make_event(rng, *, api_key, event_id, now):
 
 
 class EventSource:
-    """Request bodies for events 0, 1, 2, ... of one seed, cheap enough to make in the load loop.
+    """Request bodies for events 0, 1, 2, ... of one seed and mix, cheap enough to make in the
+    load loop.
 
-    Event `i` is template `hash(seed, i) % POOL_SIZE` with its own uuid4 `event_id(seed, i)`; the
-    templates are rendered to JSON once, split around the id, and reused. The same seed and `now`
-    (the events' timestamps fall in the minute before it) give the same bytes.
+    Event `i` is template `hash(seed, i) % POOL_SIZE` with its own uuid4 `event_id(seed, i)` and
+    the other per-event values (event_slots) spliced in; the templates are rendered to JSON once,
+    split around their slots, and reused. The same seed, mix and `now` (the events' timestamps
+    fall in the minute before it) give the same bytes.
     """
 
-    def __init__(self, *, seed, api_key, now=None, pool_size=POOL_SIZE):
+    def __init__(self, *, seed, api_key, now=None, pool_size=POOL_SIZE, mix='unique'):
+        if mix not in MIXES:
+            raise ValueError(f'mix must be one of {", ".join(MIXES)}, not {mix!r}')
         now = now or datetime.now(UTC)
         rng = random.Random(seed)
         self.seed = seed
-        self._parts = []
+        self.mix = mix
+        self._templates = []
         for _ in range(pool_size):
-            event = make_event(rng, api_key=api_key, event_id=_ID_PLACEHOLDER, now=now)
-            text = json.dumps(event, separators=(',', ':'))
-            prefix, suffix = text.split(_ID_PLACEHOLDER)
-            self._parts.append((prefix.encode(), suffix.encode()))
+            unique = mix == 'unique' or rng.random() < TAIL_SHARE
+            event = make_event(rng, api_key=api_key, event_id='@@EVENT_ID@@', now=now,
+                               unique_stack=unique)
+            pieces = _SLOT.split(json.dumps(event, separators=(',', ':')))
+            # Literal text at even positions, slot names at odd ones.
+            self._templates.append(([piece.encode() for piece in pieces[::2]], pieces[1::2], unique))
 
     def event(self, index):
         """(event_id, JSON bytes) of event `index`."""
         eid = event_id(self.seed, index)
-        prefix, suffix = self._parts[int(eid[:8], 16) % len(self._parts)]
-        return eid, prefix + eid.encode() + suffix
+        literals, names, unique = self._templates[int(eid[:8], 16) % len(self._templates)]
+        slots = event_slots(eid, columns=unique)
+        out = [literals[0]]
+        for name, literal in zip(names, literals[1:], strict=True):
+            out.append(slots[name].encode())
+            out.append(literal)
+        return eid, b''.join(out)
 
     def body(self, indexes, *, batch):
         """(event_ids, request body) for these events: one object, or an array."""

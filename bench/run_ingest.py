@@ -6,6 +6,7 @@ stored exactly once, and reports the figures and targets.
 """
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -45,6 +46,9 @@ TARGET_PEAK_RSS_BYTES = 150 * 1024 * 1024
 TARGET_BYTES_PER_EVENT = 1536
 TARGET_PREFILLED_RATIO = 0.80
 TARGET_CONCURRENCY = 32
+# Against the ceiling (the baseline) on the realistic mix, where repeated stacks are the norm.
+TARGET_REALISTIC_SINGLE_RATIO = 0.80
+TARGET_REALISTIC_BATCH_RATIO = 0.45
 
 
 class ServerError(Exception):
@@ -378,6 +382,7 @@ def proliferate_settings():
 # -- one server's run --------------------------------------------------------------------------
 
 def measure(server, source, *, start, batch, args):
+    """One scenario: `batch` events per request of `source`'s mix; (figures, acked ids)."""
     cpu_before = server.cpu_seconds()
     client_before = client_cpu_seconds()
     result = loadgen.run_load(host=HOST, port=server.ports, source=source, start=start,
@@ -389,6 +394,7 @@ def measure(server, source, *, start, batch, args):
     p50 = loadgen.percentile(result.latencies, 0.50)
     p99 = loadgen.percentile(result.latencies, 0.99)
     figures = {
+        'mix': source.mix,
         'batch': batch,
         'concurrency': args.concurrency,
         'events_acked': acked,
@@ -438,7 +444,9 @@ def run_server(server_class, args, workdir, threads, synchronous):
     server.start()
     exit_code = None
     try:
-        source = events.EventSource(seed=args.seed, api_key=server.api_key)
+        sources = [events.EventSource(seed=args.seed, api_key=server.api_key, mix=mix)
+                   for mix in args.mix]
+        source = sources[0]
         summary['event_bytes'] = round(
             sum(len(source.event(i)[1]) for i in range(1000)) / 1000)
         if args.warmup:
@@ -448,8 +456,8 @@ def run_server(server_class, args, workdir, threads, synchronous):
             acked_ids.extend(warm.acked_ids)
             index += args.warmup
             summary['warmup_rejected'] = warm.rejected
-        for batch in args.batch:
-            figures, ids = measure(server, source, start=index, batch=batch, args=args)
+        for mixed, batch in itertools.product(sources, args.batch):
+            figures, ids = measure(server, mixed, start=index, batch=batch, args=args)
             acked_ids.extend(ids)
             index += args.events
             summary['scenarios'].append(figures)
@@ -469,8 +477,8 @@ def run_server(server_class, args, workdir, threads, synchronous):
                 'seconds': round(time.monotonic() - began, 1), 'rejected': fill.rejected,
                 'given_up': fill.given_up,
             }
-            for batch in args.batch:
-                figures, ids = measure(server, source, start=index, batch=batch, args=args)
+            for mixed, batch in itertools.product(sources, args.batch):
+                figures, ids = measure(server, mixed, start=index, batch=batch, args=args)
                 acked_ids.extend(ids)
                 index += args.events
                 summary['prefilled_scenarios'].append(figures)
@@ -521,13 +529,15 @@ def problems(summary):
 
 def scenario_name(figures):
     kind = 'single events' if figures['batch'] == 1 else f'batches of {figures["batch"]}'
-    return f'{kind}, concurrency {figures["concurrency"]}'
+    return f'{figures.get("mix", "unique")}: {kind}, concurrency {figures["concurrency"]}'
 
 
-def find_scenario(summary, batch, key='scenarios'):
+def find_scenario(summary, batch, key='scenarios', mix=None):
+    """The scenario of that batch size (and mix; by default the first mix measured)."""
     if summary is None:
         return None
-    return next((f for f in summary[key] if f['batch'] == batch), None)
+    return next((f for f in summary[key]
+                 if f['batch'] == batch and mix in (None, f.get('mix'))), None)
 
 
 def evaluate_targets(proliferate, baseline):
@@ -540,7 +550,7 @@ def evaluate_targets(proliferate, baseline):
         targets.append((name, 'n/a' if ok is None else ('PASS' if ok else 'FAIL'), measured))
 
     single = find_scenario(proliferate, 1)
-    base_single = find_scenario(baseline, 1)
+    base_single = find_scenario(baseline, 1, mix=single and single.get('mix'))
     batch = find_scenario(proliferate, 100)
     note = ''
     if single and single['concurrency'] != TARGET_CONCURRENCY:
@@ -567,6 +577,7 @@ def evaluate_targets(proliferate, baseline):
             batch['events_per_second'] >= TARGET_BATCH_EVENTS_PER_SECOND)
     else:
         add(f'batches of 100 >= {TARGET_BATCH_EVENTS_PER_SECOND:,} ev/s', 'needs --batch 100', None)
+    add_ceiling_targets(add, proliferate, baseline)
     if proliferate:
         rss = proliferate['peak_rss_bytes']
         add(f'peak RSS < {TARGET_PEAK_RSS_BYTES // 2**20} MB', f'{rss / 2**20:.0f} MB',
@@ -579,7 +590,7 @@ def evaluate_targets(proliferate, baseline):
         if proliferate['prefilled_scenarios']:
             events_at = proliferate['prefill']['target_events']
             for figures in proliferate['prefilled_scenarios']:
-                empty = find_scenario(proliferate, figures['batch'])
+                empty = find_scenario(proliferate, figures['batch'], mix=figures.get('mix'))
                 ratio = figures['events_per_second'] / max(empty['events_per_second'], 1e-9)
                 add(f'{scenario_name(figures)} at {events_at:,} events within '
                     f'{1 - TARGET_PREFILLED_RATIO:.0%} of an empty database',
@@ -588,6 +599,20 @@ def evaluate_targets(proliferate, baseline):
             add(f'speed within {1 - TARGET_PREFILLED_RATIO:.0%} at 1,000,000 events',
                 'needs --prefill 1000000', None)
     return targets
+
+
+def add_ceiling_targets(add, proliferate, baseline):
+    """The realistic mix against the ceiling: single events and batches of 100."""
+    for batch, target in ((1, TARGET_REALISTIC_SINGLE_RATIO), (100, TARGET_REALISTIC_BATCH_RATIO)):
+        kind = 'single events' if batch == 1 else 'batches of 100'
+        name = f'realistic mix, {kind} >= {target:.0%} of the baseline'
+        ours = find_scenario(proliferate, batch, mix='realistic')
+        base = find_scenario(baseline, batch, mix='realistic')
+        if ours is None or base is None:
+            add(name, 'needs --mix realistic, --server both and --batch ' + str(batch), None)
+            continue
+        ratio = ours['events_per_second'] / max(base['events_per_second'], 1e-9)
+        add(name, f'{ratio:.0%}', ratio >= target)
 
 
 def label(summary):
@@ -611,14 +636,14 @@ def format_report(settings, summaries, targets):
         sync = sync if '=' in sync else f'synchronous={sync}'
         lines.append(f'  {label(s):<12} {what} on {s["database"]}; {s["threads"]} waitress '
                      f'threads, {sync} ({settings["settings_source"]})')
-    header = (f'{"scenario":<46} {"server":<12} {"events":>8} {"ev/s":>8} {"p50 ms":>7} '
+    header = (f'{"scenario":<54} {"server":<12} {"events":>8} {"ev/s":>8} {"p50 ms":>7} '
               f'{"p99 ms":>7} {"CPU us/ev":>9} {"srv CPU":>7} {"cli CPU":>7} {"429s":>5}')
     lines += ['', header, '-' * len(header)]
     for key, suffix in (('scenarios', ''), ('prefilled_scenarios', ' (prefilled)')):
         rows = [(s, f) for s in summaries for f in s[key]]
-        for summary, f in sorted(rows, key=lambda row: row[1]['batch']):
+        for summary, f in sorted(rows, key=lambda row: (row[1].get('mix', ''), row[1]['batch'])):
             lines.append(
-                f'{scenario_name(f) + suffix:<46} {label(summary):<12} {f["events_acked"]:>8,} '
+                f'{scenario_name(f) + suffix:<54} {label(summary):<12} {f["events_acked"]:>8,} '
                 f'{f["events_per_second"]:>8,.0f} '
                 f'{f["p50_ms"] or 0:>7.1f} {f["p99_ms"] or 0:>7.1f} '
                 f'{f["server_cpu_us_per_event"] or 0:>9,.0f} {f["server_cpu_percent"] or 0:>6.0f}% '
@@ -644,7 +669,7 @@ def format_report(settings, summaries, targets):
     if 'proliferate' in by_name and 'baseline' in by_name:
         ratios = []
         for f in by_name['proliferate']['scenarios']:
-            base = find_scenario(by_name['baseline'], f['batch'])
+            base = find_scenario(by_name['baseline'], f['batch'], mix=f.get('mix'))
             if base and base['events_per_second']:
                 ratios.append(f'{scenario_name(f)}: '
                               f'{f["events_per_second"] / base["events_per_second"]:.0%}')
@@ -665,6 +690,13 @@ def batch_sizes(text):
     return sizes
 
 
+def mixes(text):
+    chosen = [part.strip() for part in text.split(',') if part.strip()]
+    if not chosen or any(mix not in events.MIXES for mix in chosen):
+        raise argparse.ArgumentTypeError(f'mixes are {", ".join(events.MIXES)}, comma-separated')
+    return chosen
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--events', type=int, default=1_000_000,
@@ -676,6 +708,10 @@ def parse_args(argv):
     parser.add_argument('--batch', type=batch_sizes, default=[1, 100],
                         help='events per request; a comma list runs one scenario each '
                              '(default: 1,100)')
+    parser.add_argument('--mix', type=mixes, default=list(events.MIXES),
+                        help='event mixes, one set of scenarios each (default: realistic,unique): '
+                             'realistic repeats 150 stacks in 90 %% of events, unique never '
+                             'repeats one')
     parser.add_argument('--server', choices=('proliferate', 'baseline', 'both'), default='both')
     parser.add_argument('--database-url',
                         help='proliferate database (sqlite:////abs/path.db or postgresql://...); '
@@ -708,7 +744,7 @@ def parse_args(argv):
 def main(argv=None):
     args = parse_args(argv)
     threads, synchronous, source = proliferate_settings()
-    settings = {'seed': args.seed, 'events': args.events, 'seconds': args.seconds,
+    settings = {'seed': args.seed, 'mix': args.mix, 'events': args.events, 'seconds': args.seconds,
                 'concurrency': args.concurrency, 'batch': args.batch, 'prefill': args.prefill,
                 'cpus': os.cpu_count(), 'settings_source': source}
     classes = {'baseline': [BaselineServer], 'proliferate': [ProliferateServer],

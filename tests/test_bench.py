@@ -4,6 +4,7 @@ Never asserts on speed: the run is tiny and the machine is shared. It asserts th
 completes and that every acknowledged event was stored exactly once.
 """
 
+import collections
 import json
 import re
 import sqlite3
@@ -81,6 +82,37 @@ def test_events_spread_over_fingerprints_users_and_accounts(source):
     assert 950 <= len(users) <= events.USER_COUNT
     assert len(accounts) == events.ACCOUNT_COUNT
     assert len(ids) == 20000
+
+
+def stacks_and_users(source, count):
+    stacks = collections.Counter()
+    users = set()
+    for index in range(count):
+        event = json.loads(source.event(index)[1])
+        stacks[(event['release'], event['exception']['stack'])] += 1
+        users.add(event['user']['id'])
+    return stacks, users
+
+
+def test_the_realistic_mix_repeats_one_stack_per_error_and_release():
+    source = events.EventSource(seed=5, api_key=API_KEY, mix='realistic')
+    stacks, users = stacks_and_users(source, 5000)
+    repeated = {stack: n for stack, n in stacks.items() if n > 1}
+    once = sum(1 for n in stacks.values() if n == 1)
+    # 50 errors x 3 releases, each with one stack text; about a tenth seen once.
+    assert len(repeated) == events.FINGERPRINT_COUNT * 3
+    assert 0.07 <= once / 5000 <= 0.13
+    assert len({release for release, _stack in repeated}) == 3
+    assert len(users) > 900
+
+
+def test_the_unique_mix_never_repeats_a_stack_and_varies_every_event(source):
+    stacks, users = stacks_and_users(source, 5000)
+    assert len(stacks) == 5000
+    assert len(users) > 900
+    first = json.loads(source.event(0)[1])
+    again = json.loads(source.event(len(source._templates) * 7)[1])
+    assert first['session_id'] != again['session_id'] and first['event_id'] != again['event_id']
 
 
 def test_batch_body_is_an_array_of_the_same_events(source):
@@ -216,27 +248,34 @@ def test_verify_stored_finds_missing_and_duplicated_events(tmp_path):
 def test_tiny_run_against_both_servers_stores_every_acknowledged_event():
     done = subprocess.run(
         [sys.executable, str(BENCH / 'run_ingest.py'), '--server', 'both', '--events', '200',
-         '--seconds', '30', '--concurrency', '4', '--batch', '1,100', '--warmup', '20', '--json'],
+         '--seconds', '30', '--concurrency', '4', '--batch', '1,100', '--warmup', '20', '--json',
+         '--mix', 'realistic,unique'],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     summary = json.loads(done.stdout)
     assert summary['ok'] and summary['problems'] == []
     assert [s['server'] for s in summary['servers']] == ['baseline', 'proliferate']
     for server in summary['servers']:
-        assert [f['events_acked'] for f in server['scenarios']] == [200, 200]
+        assert [(f['mix'], f['batch'], f['events_acked']) for f in server['scenarios']] == [
+            ('realistic', 1, 200), ('realistic', 100, 200), ('unique', 1, 200), ('unique', 100, 200)]
         check = server['verification']
-        assert check == {'acked': 420, 'missing': 0, 'duplicated': 0}
-        assert server['events_stored'] == 420
+        assert check == {'acked': 820, 'missing': 0, 'duplicated': 0}
+        assert server['events_stored'] == 820
         assert server['exit_code'] == 0
         assert server['peak_rss_bytes'] > 0 and server['bytes_per_event'] > 0
     assert {t['result'] for t in summary['targets']} <= {'PASS', 'FAIL', 'n/a'}
     assert any(t['result'] in ('PASS', 'FAIL') for t in summary['targets'])
+    assert {t['target'] for t in summary['targets']} >= {
+        'realistic mix, single events >= 80% of the baseline',
+        'realistic mix, batches of 100 >= 45% of the baseline'}
 
 
 @pytest.mark.slow
 def test_pipeline_bench_runs_and_reports_a_figure(capsys):
     import pipeline  # bench/pipeline.py
 
-    micros = pipeline.main(['--events', '50', '--repeat', '1'])
-    assert micros > 0
-    assert re.search(r'request-side pipeline: [\d.]+ us per event', capsys.readouterr().out)
+    for mix in events.MIXES:
+        micros = pipeline.main(['--events', '50', '--repeat', '1', '--mix', mix])
+        assert micros > 0
+        assert re.search(rf'request-side pipeline, {mix} mix: [\d.]+ us per event',
+                         capsys.readouterr().out)

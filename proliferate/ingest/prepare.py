@@ -1,7 +1,11 @@
 """A normalised event -> the item the writer stores: scrubbed, grouped, tagged and encoded.
 
-Pure: no I/O, no HTTP. Request threads run it so the writer's transaction stays short.
+Pure: no I/O, no HTTP. Request threads run it so the writer's transaction stays short. Its one
+state is a bounded per-process memo of grouping results, which changes no result.
 """
+
+import collections
+import threading
 
 from proliferate.ingest import grouping
 from proliferate.ingest import scrub
@@ -13,6 +17,63 @@ from proliferate.ingest.useragent import parse_user_agent
 SDK_INIT_MESSAGE = 'proliferate-sdk-init'
 RESERVED_TAGS = frozenset(('environment', 'release', 'browser', 'os', 'url', 'level'))
 MAX_CUSTOM_TAGS = 10
+# The same bug in the same build sends the same stack text thousands of times: its parsed
+# frames, fingerprint, title and culprit are kept, bounded in entries and in an estimate of
+# their memory (the stack text's characters plus MEMO_FRAME_COST per frame kept; a full memo
+# of 10-frame stacks holds about 4 MB). A stack longer than MAX_MEMO_STACK is never kept.
+MEMO_ENTRIES = 512
+MEMO_SIZE = 4 * 1024 * 1024
+MEMO_FRAME_COST = 700
+MAX_MEMO_STACK = 64 * 1024
+
+
+class BoundedMemo:
+    """A least-recently-used dict bounded in entries and in the summed size of its entries
+    (each put says its size); safe to share between request threads."""
+
+    def __init__(self, max_entries, max_size):
+        self.max_entries = max_entries
+        self.max_size = max_size
+        self.size = 0
+        self._entries = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self):
+        return len(self._entries)
+
+    def get(self, key):
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry[0]
+
+    def put(self, key, value, size):
+        if size > self.max_size or self.max_entries < 1:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.size -= old[1]
+            self._entries[key] = (value, size)
+            self.size += size
+            while len(self._entries) > self.max_entries or self.size > self.max_size:
+                _key, (_value, dropped) = self._entries.popitem(last=False)
+                self.size -= dropped
+
+    def clear(self):
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()
+            self.size = 0
+
+
+GROUPING_MEMO = BoundedMemo(MEMO_ENTRIES, MEMO_SIZE)
+# A stack is kept the second time it comes, so the long tail of stacks seen once (and a stream
+# of all-new ones) costs a hash per event, not a copy of its frames and an eviction. Entries are
+# hashes of the memo's keys; a collision only keeps a stack one sighting early.
+SEEN_ONCE = BoundedMemo(4 * MEMO_ENTRIES, 4 * MEMO_ENTRIES)
 
 
 def is_sdk_init(event):
@@ -52,7 +113,14 @@ def prepare_event(event, project_id, timestamp, received_at, scrubber=scrub.DEFA
     event = scrub.scrub_event(event, scrubber)
     if scrubber is not None:
         scrub_sentry_fields(event, scrubber)
-    exc_type, message, frames = grouping_input(event)
+    memo_key = grouping_memo_key(event, rules)
+    grouped = GROUPING_MEMO.get(memo_key) if memo_key is not None else None
+    if grouped is not None:
+        exc_type, message, frozen, fingerprint, title, culprit = grouped
+        # Callers and the source-map resolver change frames: each event gets its own copies.
+        frames = [dict(frame) for frame in frozen]
+    else:
+        exc_type, message, frames = grouping_input(event)
     user, account, tags = people_and_tags(event)
     item = {
         'project_id': project_id,
@@ -77,8 +145,45 @@ def prepare_event(event, project_id, timestamp, received_at, scrubber=scrub.DEFA
         item['custom_fingerprint'] = event['fingerprint']
     if rules is not None:
         item['rules'] = rules
+    if grouped is not None:
+        item.update(fingerprint=fingerprint, title=title, culprit=culprit,
+                    data=encode_event(event))
+        return item
     regroup(item)
+    if memo_key is not None and seen_before(memo_key):
+        frozen = tuple(dict(frame) for frame in frames)
+        GROUPING_MEMO.put(memo_key, (exc_type, message, frozen, item['fingerprint'],
+                                     item['title'], item['culprit']),
+                          len(memo_key[0]) + MEMO_FRAME_COST * len(frozen))
     return item
+
+
+def seen_before(memo_key):
+    """Whether this key came recently (then it is worth keeping); notes it if not."""
+    digest = hash(memo_key)
+    if SEEN_ONCE.get(digest) is not None:
+        return True
+    SEEN_ONCE.put(digest, True, 1)
+    return False
+
+
+def grouping_memo_key(event, rules):
+    """What an exception event's grouping is made of when it comes as stack text (the text, the
+    exception's own type and message, the project's rules), or None when it is not kept: a
+    Sentry SDK's structured frames, its own fingerprint, a stack over MAX_MEMO_STACK."""
+    exception = event.get('exception')
+    if (event.get('type') != 'exception' or not isinstance(exception, dict)
+            or event.get('frames') is not None or event.get('fingerprint')):
+        return None
+    stack = exception.get('stack')
+    if not isinstance(stack, str) or not stack or len(stack) > MAX_MEMO_STACK:
+        return None
+    key = (stack, exception.get('type'), exception.get('message'), rules)
+    try:
+        hash(key)
+    except TypeError:  # rules as a plain dict: not kept
+        return None
+    return key
 
 
 def people_and_tags(event):

@@ -4,6 +4,7 @@ Deliberately small: the issue page needs family and major version, not a device 
 Order matters: Edge and Opera also say Chrome, Chrome also says Safari.
 """
 
+import functools
 import re
 
 _BROWSERS = (
@@ -32,11 +33,19 @@ _SYSTEMS = (
 _WINDOWS = {'10.0': '10', '6.3': '8.1', '6.2': '8', '6.1': '7'}
 
 
+# A few browsers send most events: their answers are kept (at most this many 512-character keys).
+CACHE_ENTRIES = 1024
+
+
 def parse_user_agent(user_agent):
     """('Chrome 120', 'Windows 10'); None for what cannot be told."""
     if not user_agent:
         return None, None
-    text = user_agent[:512]
+    return _parse(user_agent[:512])
+
+
+@functools.lru_cache(maxsize=CACHE_ENTRIES)
+def _parse(text):
     browser = None
     for name, pattern in _BROWSERS:
         match = pattern.search(text)
