@@ -736,7 +736,7 @@ def test_url_functions_build_paths_their_routes_accept(client, browser, web):
                'org_invites': ('acme',), 'invite_revoke': ('acme', 4),
                'project_issues': (5,), 'project_settings': (5,), 'project_delete': (5,),
                'project_keys': (5,), 'key_revoke': (5, 6), 'issue': (7,), 'issue_status': (7,),
-               'issue_merge': (7,), 'issue_unmerge': (7,),
+               'issue_merge': (7,), 'issue_unmerge': (7,), 'issues_bulk_undo': (7,),
                'issue_events': (7,), 'issue_event': (7, 8), 'event_json': (7, 8),
                'issue_users': (7,), 'issue_accounts': (7,), 'org_notifications': ('acme',),
                'notifications_me': ('acme',), 'notifications_test': ('acme',),

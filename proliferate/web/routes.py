@@ -50,6 +50,7 @@ ROUTES = (
     ('release', '/projects/{project_id:int}/releases/{release_id:int}', releases.Releases,
      'item'),
     ('issues_bulk', '/issues/bulk', issues.Issues, 'bulk'),
+    ('issues_bulk_undo', '/issues/bulk/{change_id:int}/undo', issues.Issues, 'undo'),
     ('issue', '/issues/{issue_id:int}', issues.Issue, None),
     ('issue_status', '/issues/{issue_id:int}/status', issues.Issue, 'status'),
     ('issue_assign', '/issues/{issue_id:int}/assign', issues.Issue, 'assign'),

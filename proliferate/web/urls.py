@@ -105,6 +105,10 @@ def issues_bulk():
     return '/issues/bulk'
 
 
+def issues_bulk_undo(change_id):
+    return f'/issues/bulk/{int(change_id)}/undo'
+
+
 def issue(issue_id, **params):
     return with_query(f'/issues/{int(issue_id)}', params)
 
