@@ -25,6 +25,8 @@ NOTICES = {
     'unresolved': 'Issue reopened.',
     'bulk': 'Issues updated.',
     'bulk_none': 'No issue changed: they were all that way already.',
+    'search_saved': 'Search saved.',
+    'search_deleted': 'Saved search deleted.',
     'bulk_undone': 'The change was undone (issues changed since were left as they are).',
     'undo_expired': 'Too late to undo that change: it can be undone for 10 minutes.',
     'assigned': 'Assignee changed.',

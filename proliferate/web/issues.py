@@ -37,6 +37,7 @@ from proliferate.models import IssueHourly
 from proliferate.models import IssueTag
 from proliferate.models import IssueUser
 from proliferate.models import Project
+from proliferate.models import SavedSearch
 from proliferate.models import User
 from proliferate.regroup import adjust
 from proliferate.web import charts
@@ -384,6 +385,26 @@ def timeline_entries(issue_id, viewer_id, limit=100):
     return out
 
 
+SAVED_FILTERS = ('project', 'status', 'environment', 'release', 'level', 'query', 'period', 'sort')
+MAX_SEARCH_NAME = 100
+
+
+def saved_searches(org, user_id):
+    """The organization's shared searches and the user's own, by name: dicts with the list URL
+    each opens and whether the user may delete it."""
+    rows = (SavedSearch.select()
+            .where(SavedSearch.organization == org.id,
+                   (SavedSearch.shared == True) | (SavedSearch.user == user_id))  # noqa: E712
+            .order_by(SavedSearch.name, SavedSearch.id))
+    out = []
+    for row in rows:
+        filters = orjson.loads(row.filters)
+        out.append({'id': row.id, 'name': row.name, 'shared': row.shared,
+                    'own': row.user_id == user_id,
+                    'url': urls.org_issues(org.slug, **{k: filters.get(k) for k in SAVED_FILTERS})})
+    return out
+
+
 def keep_for_undo(user_id, states, now):
     """On the writer: the bulk change's states, for its Undo; older ones past it go."""
     BulkChange.delete().where(BulkChange.created_at < now - triage.UNDO_FOR).execute()
@@ -479,7 +500,8 @@ class Issues(Page):
             sorts=SORT_LABELS, tabs=STATUS_TABS, list_url=req.relative_uri, total=total,
             match={'org': org.slug, 'project': chosen or '', **filters},
             undo=undoable(guard.current_user(req).id, now)
-            if req.get_param('notice') == 'bulk' else None)
+            if req.get_param('notice') == 'bulk' else None,
+            saved=saved_searches(org, guard.current_user(req).id))
 
     @falcon.before(guard.require_login)
     def on_post_bulk(self, req, resp):
@@ -574,6 +596,45 @@ class Issues(Page):
         self.call(undo)
         raise falcon.HTTPSeeOther(urls.with_notice(target, 'bulk_undone'))
 
+
+    @falcon.before(guard.require_login)
+    def on_post_searches(self, req, resp, org_slug):
+        """Save the list's search under a name, for the organization (shared=1) or its author."""
+        org, _membership = self.org_for(req, org_slug)
+        form = self.form(req)
+        name = form.get('name', limit=MAX_SEARCH_NAME + 1)
+        if not name or len(name) > MAX_SEARCH_NAME:
+            raise falcon.HTTPBadRequest(
+                description=f'name: 1 to {MAX_SEARCH_NAME} characters')
+        filters = {k: form.get(k, limit=500) for k in SAVED_FILTERS}
+        projects = {str(p) for (p,) in Project.select(Project.id)
+                    .where(Project.organization == org.id).tuples()}
+        if filters['project'] and filters['project'] not in projects:
+            raise falcon.HTTPBadRequest(description='project: a project of the organization')
+        user_id = guard.current_user(req).id
+        shared = form.get('shared') == '1'
+        self.call(lambda: SavedSearch.create(
+            organization=org.id, user=user_id, name=name, shared=shared, created_at=self.clock(),
+            filters=orjson.dumps({k: v for k, v in filters.items() if v}).decode()))
+        target = form.get('next')
+        target = target if urls.is_local(target) else urls.org_issues(org.slug)
+        raise falcon.HTTPSeeOther(urls.with_notice(target, 'search_saved'))
+
+    @falcon.before(guard.require_login)
+    def on_post_search_delete(self, req, resp, search_id):
+        """Delete a saved search: its author only (404 outside their organizations)."""
+        row = SavedSearch.get_or_none(SavedSearch.id == search_id)
+        if row is None:
+            raise falcon.HTTPNotFound()
+        membership = self.membership(req, row.organization_id)
+        user_id = guard.current_user(req).id
+        if row.user_id != user_id:
+            raise falcon.HTTPForbidden(description='only its author may delete a saved search')
+        self.call(lambda: SavedSearch.delete().where(SavedSearch.id == row.id).execute())
+        target = self.form(req).get('next')
+        target = target if urls.is_local(target) else urls.org_issues(
+            membership.organization.slug)
+        raise falcon.HTTPSeeOther(urls.with_notice(target, 'search_deleted'))
 
     def merge_selected(self, issue_ids, user_id):
         """The selected issues merge into the oldest of them (the one first seen); it opens."""

@@ -51,6 +51,8 @@ ROUTES = (
      'item'),
     ('issues_bulk', '/issues/bulk', issues.Issues, 'bulk'),
     ('issues_bulk_undo', '/issues/bulk/{change_id:int}/undo', issues.Issues, 'undo'),
+    ('saved_searches', '/orgs/{org_slug}/searches', issues.Issues, 'searches'),
+    ('saved_search_delete', '/searches/{search_id:int}/delete', issues.Issues, 'search_delete'),
     ('issue', '/issues/{issue_id:int}', issues.Issue, None),
     ('issue_status', '/issues/{issue_id:int}/status', issues.Issue, 'status'),
     ('issue_assign', '/issues/{issue_id:int}/assign', issues.Issue, 'assign'),
