@@ -466,7 +466,7 @@ class Issues(Page):
                     scope, status=filters['status'], environment=filters['environment'] or None,
                     release=filters['release'] or None, level=filters['level'] or None,
                     query=filters['query'], since=since, sort=filters['sort'],
-                    viewer_id=guard.current_user(req).id)
+                    viewer_id=guard.current_user(req).id, now=now)
             except search.UnknownTerm as error:
                 search_error = str(error)
             else:
@@ -566,7 +566,7 @@ class Issues(Page):
                 release=get['release'] or None,
                 level=get['level'] if get['level'] in LEVELS else None, query=get['query'],
                 since=self.clock() - period if period else None,
-                viewer_id=guard.current_user(req).id)
+                viewer_id=guard.current_user(req).id, now=self.clock())
         except search.UnknownTerm as error:
             raise falcon.HTTPBadRequest(description=f'query: {error}') from None
         return [i for (i,) in issues.select(IssueRow.id).order_by(IssueRow.id).tuples()]
