@@ -123,6 +123,45 @@ class ProjectIssues(Resource):
                             'next': next_cursor, 'total': matching.count()})
 
 
+class ProjectIssuesBulk(Resource):
+    """POST /api/v1/projects/{id}/issues/bulk: one triage change (the PATCH keys) to every issue
+    the query matches (the list's filters: ?status=, environment, release, level and the body's
+    query), in chunks through the writer -> {"changed": N}."""
+
+    def __init__(self, writer, clock=utcnow):
+        self.writer = writer
+        self.clock = clock
+
+    def on_post(self, req, resp, project_id):
+        token = jsonapi.require_token(req)
+        project = self.project(token, project_id)
+        media = read_object(req)
+        query = media.pop('query', None)
+        if query is not None and not isinstance(query, str):
+            raise falcon.HTTPBadRequest(description='query: must be a string of search terms')
+        status = req.get_param('status') or 'unresolved'
+        if status not in issues.STATUSES + ('all',):
+            raise falcon.HTTPBadRequest(description='status: must be unresolved, resolved, ignored or all')
+        try:
+            change = parse_change(media, self.clock(), project.organization_id)
+        except triage.Invalid as error:
+            raise falcon.HTTPBadRequest(description=str(error)) from None
+        try:
+            matching = search.filter_issues(
+                [project.id], status=status, environment=req.get_param('environment'),
+                release=req.get_param('release'), level=req.get_param('level'), query=query,
+                viewer_id=token.user_id)
+        except search.UnknownTerm as error:
+            raise falcon.HTTPBadRequest(description=f'query: {error}') from None
+        # The ids first: a change may take an issue out of the query (resolving unresolved ones).
+        ids = [i for (i,) in matching.select(Issue.id).order_by(Issue.id).tuples()]
+        changed = 0
+        for chunk in triage.chunks(ids):
+            changed += len(self.writer.call(lambda chunk=chunk: triage.bulk_change(
+                chunk, now=self.clock(), actor_id=token.user_id, **change)))
+        jsonapi.send(resp, {'changed': changed})
+
+
 class IssueItem(Resource):
     def __init__(self, writer, clock=utcnow):
         self.writer = writer

@@ -159,6 +159,8 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
     app.add_route('/api/v1/projects/{project_id:int}', api.ProjectItem(config.base_url))
     app.add_route('/api/v1/projects/{project_id:int}/issues', api.ProjectIssues())
     app.add_route('/api/v1/projects/{project_id:int}/events/{event_id}', api.ProjectEvent())
+    app.add_route('/api/v1/projects/{project_id:int}/issues/bulk',
+                  api.ProjectIssuesBulk(writer, clock))
     app.add_route('/api/v1/issues/{issue_id:int}', api.IssueItem(writer, clock))
     app.add_route('/api/v1/issues/{issue_id:int}/comments', api.IssueComments(writer, clock))
     app.add_route('/api/v1/comments/{comment_id:int}', api.CommentItem(writer, clock))

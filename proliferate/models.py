@@ -456,3 +456,29 @@ class IssueComment(BaseModel):
 
 
 ALL_MODELS += (IssueComment,)
+
+
+# The issue list's bulk changes and saved searches (migration 0009).
+
+class BulkChange(BaseModel):
+    """A bulk change of the issue list, kept for its Undo (for a few minutes): each changed
+    issue's triage state before and after it, as JSON [[id, before, after], ...]."""
+    user = peewee.ForeignKeyField(User, backref='+', on_delete='CASCADE')
+    created_at = peewee.DateTimeField(default=utcnow)
+    count = peewee.IntegerField()
+    states = peewee.TextField()
+    undone = peewee.BooleanField(default=False)
+
+
+class SavedSearch(BaseModel):
+    """A named issue-list search (its filters as JSON): the whole organization's when shared,
+    else only its author's."""
+    organization = peewee.ForeignKeyField(Organization, backref='+', on_delete='CASCADE')
+    user = peewee.ForeignKeyField(User, backref='+', on_delete='CASCADE')
+    name = peewee.CharField()
+    filters = peewee.TextField()
+    shared = peewee.BooleanField(default=False)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+
+ALL_MODELS += (BulkChange, SavedSearch)

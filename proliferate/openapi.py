@@ -298,6 +298,10 @@ TRIAGE_PATCH = {
                 for k in ('minutes', 'until', 'events', 'users', 'accounts')]},
         }}}}},
     'responses': {'200': _json(_ref('Issue')), '400': ERROR, '401': ERROR, '404': ERROR}}
+_PATCH_BODY = TRIAGE_PATCH['requestBody']['content']['application/json']['schema']
+BULK_BODY = {**_PATCH_BODY,
+             'properties': {'query': {'type': 'string', 'description': 'search terms'},
+                            **_PATCH_BODY['properties']}}
 COMMENT = {'type': 'object', 'required': ['id', 'text'], 'properties': {
     'id': {'type': 'integer'}, 'issue_id': {'type': 'integer'}, 'author': NULLABLE_STRING,
     'text': {'type': 'string'}, 'created_at': DATETIME, 'updated_at': NULLABLE_DATETIME}}
@@ -327,6 +331,18 @@ def triage_paths():
                        'parameters': comment_id,
                        'responses': {'204': {'description': 'Deleted'}, '401': ERROR,
                                      '403': ERROR, '404': ERROR}}},
+        '/api/v1/projects/{project_id}/issues/bulk': {'post': {
+            'summary': 'One change (the PATCH keys) to every issue the query matches; the '
+                       'parameters filter as the list does, the body\'s status is the change',
+            'security': BEARER,
+            'parameters': [_param('project_id', 'path', ID)] + [
+                p for p in ISSUE_PARAMS if p['name'] in ('status', 'environment', 'release',
+                                                         'level')],
+            'requestBody': {'required': True, 'content': {'application/json': {'schema': {
+                **BULK_BODY}}}},
+            'responses': {'200': _json({'type': 'object', 'required': ['changed'], 'properties': {
+                'changed': {'type': 'integer', 'description': 'issues the change changed'}}}),
+                '400': ERROR, '401': ERROR, '404': ERROR}}},
         '/api/v1/issues/{issue_id}/activity': _get(
             'The activity log and comments of an issue, newest first', {
                 'type': 'object', 'properties': {'activity': {'type': 'array', 'items': {

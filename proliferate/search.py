@@ -19,6 +19,7 @@ from proliferate.models import IssueAccount
 from proliferate.models import IssueTag
 from proliferate.models import IssueUser
 from proliferate.models import User
+from proliferate.times import utcnow
 
 SORTS = {
     'last_seen': Issue.last_seen,
@@ -30,6 +31,11 @@ SORTS = {
 # Terms the server knows besides tags: people, the level, states, assignment.
 PEOPLE_KEYS = ('user', 'account')
 STATE_KEYS = ('level', 'is', 'assigned')
+# Ages: first_seen:-24h (within the last 24 hours), last_seen:+7d (longer ago than 7 days).
+AGE_KEYS = ('first_seen', 'last_seen')
+AGE_UNITS = {'m': 'minutes', 'h': 'hours', 'd': 'days'}
+MAX_AGE_DAYS = 3650
+_AGE = re.compile(r'([-+])(\d{1,7})([mhd])')
 # Tags every event may carry (the writer's issue_tag rows); any other key is one of the SDK's
 # own tags, known when an issue of the searched projects has it.
 BUILTIN_TAGS = ('environment', 'release', 'browser', 'os', 'url')
@@ -55,7 +61,7 @@ def parse_query(text):
         bang, key, _value, quoted_value, plain_value, quoted_text, word = match.groups()
         if key is not None:
             lowered = key.lower()
-            if lowered in ALIASES or lowered in BUILTIN_TAGS + PEOPLE_KEYS + STATE_KEYS:
+            if lowered in ALIASES or lowered in BUILTIN_TAGS + PEOPLE_KEYS + STATE_KEYS + AGE_KEYS:
                 key = ALIASES.get(lowered, lowered)
             value = quoted_value if quoted_value is not None else plain_value
             parsed['terms'].append((bool(bang), key, value[:MAX_VALUE]))
@@ -68,11 +74,28 @@ def parse_query(text):
 
 
 def check_terms(terms):
-    """The terms' values the server can tell are wrong without the database: is: values."""
+    """The terms' values the server can tell are wrong without the database: is: values and
+    ages."""
     for _negated, key, value in terms:
         if key == 'is' and value.lower() not in IS_VALUES:
             raise UnknownTerm(f'unknown search term `is:{value[:40]}`; is: takes '
                               + ', '.join(IS_VALUES))
+        if key in AGE_KEYS:
+            parse_age(key, value)
+
+
+def parse_age(key, value):
+    """'-24h' -> (True, 24 hours): within the last 24 hours; '+7d' -> (False, 7 days): longer
+    ago than that. Units m, h, d. UnknownTerm for anything else."""
+    match = _AGE.fullmatch(value.strip().lower())
+    if match is None:
+        raise UnknownTerm(f'unknown search term `{key}:{value[:40]}`; {key}: takes an age such '
+                          f'as -24h (within the last 24 hours) or +7d (longer ago); units m, h, d')
+    sign, amount, unit = match.groups()
+    age = datetime.timedelta(**{AGE_UNITS[unit]: int(amount)})
+    if age > datetime.timedelta(days=MAX_AGE_DAYS):
+        raise UnknownTerm(f'`{key}:{value[:40]}` is more than {MAX_AGE_DAYS} days')
+    return sign == '-', age
 
 
 def known_tag_keys(project_ids, keys):
@@ -109,15 +132,16 @@ def decode_cursor(cursor, sort):
 
 
 def filter_issues(project_ids, *, status='unresolved', environment=None, release=None,
-                  level=None, query=None, since=None, sort=None, viewer_id=None):
+                  level=None, query=None, since=None, sort=None, viewer_id=None, now=None):
     """A query of the issues of project_ids matching every filter (unordered). sort: the order
     page_issues will apply, if known; it picks the cheaper form of the tag filters. viewer_id:
-    the user that assigned:me means. UnknownTerm: a key the server cannot search."""
+    the user that assigned:me means; now: what ages (first_seen:-24h) count back from.
+    UnknownTerm: a key the server cannot search."""
     issues = Issue.select().where(Issue.project.in_(list(project_ids)))
     parsed = parse_query(query)
     terms = parsed['terms']
     check_terms(terms)
-    known = set(BUILTIN_TAGS + PEOPLE_KEYS + STATE_KEYS)
+    known = set(BUILTIN_TAGS + PEOPLE_KEYS + STATE_KEYS + AGE_KEYS)
     custom = {key for _negated, key, _value in terms if key not in known}
     if custom:
         missing = sorted(custom - known_tag_keys(project_ids, custom))
@@ -138,6 +162,9 @@ def filter_issues(project_ids, *, status='unresolved', environment=None, release
     if level:
         terms = [*terms, (False, 'level', level)]
     for negated, key, value in terms:
+        if key in AGE_KEYS:
+            issues = issues.where(age_condition(key, value, negated, now or utcnow()))
+            continue
         condition = term_condition(key, value, negated, project_ids, viewer_id, walk)
         if condition is not None:
             issues = issues.where(condition)
@@ -147,6 +174,13 @@ def filter_issues(project_ids, *, status='unresolved', environment=None, release
     if since is not None:
         issues = issues.where(Issue.last_seen >= since)
     return issues
+
+
+def age_condition(key, value, negated, now):
+    within, age = parse_age(key, value)
+    column = Issue.first_seen if key == 'first_seen' else Issue.last_seen
+    recent = within != negated
+    return (column >= now - age) if recent else (column < now - age)
 
 
 def term_condition(key, value, negated, project_ids, viewer_id, walk):

@@ -442,3 +442,72 @@ def timeline(issue_id, limit=200):
     entries += [('comment', row, email) for row, email in comments(issue_id)[-limit:]]
     entries.sort(key=lambda e: (e[1].created_at, e[0] == 'comment', e[1].id), reverse=True)
     return entries[:limit]
+
+
+# -- bulk changes and their undo -----------------------------------------------------------------
+
+BULK_CHUNK = 200  # issues changed per writer call, so a bulk change never holds the writer long
+UNDO_FOR = datetime.timedelta(minutes=10)
+# What a triage change may alter, as Undo restores it.
+STATE_COLUMNS = ('status', 'resolved_in', 'resolved_in_next', 'ignore_until', 'snooze_until',
+                 'snooze_kind', 'snooze_target', 'escalating', 'assignee_id')
+
+
+def state_of(issue):
+    """An issue's triage state as JSON values (the two flags may be NULL, read as false)."""
+    out = {name: getattr(issue, name) for name in STATE_COLUMNS}
+    out['snooze_until'] = iso(out['snooze_until'])
+    out['resolved_in_next'] = bool(out['resolved_in_next'])
+    out['escalating'] = bool(out['escalating'])
+    return out
+
+
+def chunks(ids, size=None):
+    ids = list(ids)
+    size = size or BULK_CHUNK
+    return [ids[i:i + size] for i in range(0, len(ids), size)]
+
+
+def bulk_change(issue_ids, *, now, actor_id=None, status=None, assignee=UNSET, resolved_in=None,
+                ignore_until=None):
+    """change() on each issue (one chunk of them, on the writer) -> [[id, state before, state
+    after]] of those it changed; issues deleted meanwhile are skipped."""
+    changed = []
+    for issue_id in issue_ids:
+        row = Issue.get_or_none(Issue.id == issue_id)
+        if row is None:
+            continue
+        before = state_of(row)
+        after = state_of(change(issue_id, now=now, actor_id=actor_id, status=status,
+                                assignee=assignee, resolved_in=resolved_in,
+                                ignore_until=ignore_until))
+        if before != after:
+            changed.append([issue_id, before, after])
+    return changed
+
+
+def restore(states, *, now, actor_id=None):
+    """Undo a bulk change (on the writer): each issue still in the state the change left it in
+    goes back to the state before it, logged as the actor's change. -> how many went back."""
+    done = 0
+    for issue_id, before, after in states:
+        row = Issue.get_or_none(Issue.id == issue_id)
+        if row is None or state_of(row) != after:
+            continue
+        issues.set_status(issue_id, before['status'], user_id=actor_id, now=now)
+        values = {getattr(Issue, name): before[name] for name in STATE_COLUMNS
+                  if name not in ('status', 'assignee_id')}
+        values[Issue.snooze_until] = (datetime.datetime.fromisoformat(before['snooze_until'])
+                                      .replace(tzinfo=None) if before['snooze_until'] else None)
+        values[Issue.assignee] = before['assignee_id']
+        Issue.update(values).where(Issue.id == issue_id).execute()
+        if before['assignee_id'] != after['assignee_id']:
+            user = User.get_or_none(User.id == before['assignee_id']) if before['assignee_id'] else None
+            if user is None:
+                previous = User.get_or_none(User.id == after['assignee_id'])
+                log_activity(issue_id, 'unassigned', actor_id, now,
+                             assignee=previous.email if previous else None)
+            else:
+                log_activity(issue_id, 'assigned', actor_id, now, assignee=user.email)
+        done += 1
+    return done

@@ -28,6 +28,7 @@ from proliferate.issues import event_json
 from proliferate.issues import fingerprints_of
 from proliferate.issues import merge_issues
 from proliferate.issues import unmerge
+from proliferate.models import BulkChange
 from proliferate.models import Event
 from proliferate.models import Issue as IssueRow
 from proliferate.models import IssueAccount
@@ -36,6 +37,7 @@ from proliferate.models import IssueHourly
 from proliferate.models import IssueTag
 from proliferate.models import IssueUser
 from proliferate.models import Project
+from proliferate.models import SavedSearch
 from proliferate.models import User
 from proliferate.regroup import adjust
 from proliferate.web import charts
@@ -383,6 +385,44 @@ def timeline_entries(issue_id, viewer_id, limit=100):
     return out
 
 
+SAVED_FILTERS = ('project', 'status', 'environment', 'release', 'level', 'query', 'period', 'sort')
+MAX_SEARCH_NAME = 100
+
+
+def saved_searches(org, user_id):
+    """The organization's shared searches and the user's own, by name: dicts with the list URL
+    each opens and whether the user may delete it."""
+    rows = (SavedSearch.select()
+            .where(SavedSearch.organization == org.id,
+                   (SavedSearch.shared == True) | (SavedSearch.user == user_id))  # noqa: E712
+            .order_by(SavedSearch.name, SavedSearch.id))
+    out = []
+    for row in rows:
+        filters = orjson.loads(row.filters)
+        out.append({'id': row.id, 'name': row.name, 'shared': row.shared,
+                    'own': row.user_id == user_id,
+                    'url': urls.org_issues(org.slug, **{k: filters.get(k) for k in SAVED_FILTERS})})
+    return out
+
+
+def keep_for_undo(user_id, states, now):
+    """On the writer: the bulk change's states, for its Undo; older ones past it go."""
+    BulkChange.delete().where(BulkChange.created_at < now - triage.UNDO_FOR).execute()
+    return BulkChange.create(user=user_id, created_at=now, count=len(states),
+                             states=orjson.dumps(states).decode())
+
+
+def undoable(user_id, now, change_id=None):
+    """The user's newest bulk change (or change_id) that can still be undone (not undone, not
+    too old), or None: the list shows its Undo after a bulk change."""
+    query = BulkChange.select().where(BulkChange.user == user_id,
+                                      BulkChange.undone == False,  # noqa: E712
+                                      BulkChange.created_at >= now - triage.UNDO_FOR)
+    if change_id is not None:
+        query = query.where(BulkChange.id == change_id)
+    return query.order_by(BulkChange.id.desc()).first()
+
+
 class Issues(Page):
     """The issue list: /orgs/{slug}/issues (every project of the organization, or one of them with
     ?project=) and /projects/{id}/issues; POST /issues/bulk changes the status of selected rows."""
@@ -418,7 +458,7 @@ class Issues(Page):
             found = find_event(scope, filters['query'])
             if found:
                 raise falcon.HTTPSeeOther(urls.issue_event(*found))
-        rows, next_cursor, search_error = [], None, None
+        rows, next_cursor, search_error, total = [], None, None, None
         if scope:
             since = now - PERIODS[filters['period']] if filters['period'] else None
             try:
@@ -426,13 +466,16 @@ class Issues(Page):
                     scope, status=filters['status'], environment=filters['environment'] or None,
                     release=filters['release'] or None, level=filters['level'] or None,
                     query=filters['query'], since=since, sort=filters['sort'],
-                    viewer_id=guard.current_user(req).id)
+                    viewer_id=guard.current_user(req).id, now=now)
             except search.UnknownTerm as error:
                 search_error = str(error)
             else:
                 rows, next_cursor = search.page_issues(
                     issues, sort=filters['sort'], cursor=filters['cursor'] or None,
                     limit=PAGE_SIZE)
+                # "Select all N matching": one COUNT, only when there is more than this page.
+                if next_cursor or filters['cursor']:
+                    total = issues.count()
 
         def here(**changes):
             """This list's URL with some filters changed (and the page reset)."""
@@ -454,40 +497,144 @@ class Issues(Page):
             next_url=here(cursor=next_cursor) if next_cursor else None,
             first_url=here() if filters['cursor'] else None,
             here=here, new_since=now - NEW_FOR, levels=LEVELS, periods=PERIOD_LABELS,
-            sorts=SORT_LABELS, tabs=STATUS_TABS, list_url=req.relative_uri)
+            sorts=SORT_LABELS, tabs=STATUS_TABS, list_url=req.relative_uri, total=total,
+            match={'org': org.slug, 'project': chosen or '', **filters},
+            undo=undoable(guard.current_user(req).id, now)
+            if req.get_param('notice') == 'bulk' else None,
+            saved=saved_searches(org, guard.current_user(req).id))
 
     @falcon.before(guard.require_login)
     def on_post_bulk(self, req, resp):
+        """The bulk bar: the selected issues (issue=...), or with all_matching=1 every issue the
+        list's search matches (the match_* fields), change; the change is kept for its Undo."""
         form = self.form(req)
         action = form.get('action')
         status = ACTIONS.get(action)
         if status is None and action != MERGE and action not in ASSIGN_ACTIONS:
             raise falcon.HTTPBadRequest(
                 description='action: resolve, ignore, reopen, merge, assign_me or unassign')
-        wanted = {int(v) for v in form.getlist('issue', limit=PAGE_SIZE * 4) if v.isdigit()}
-        org_ids = [m.organization_id for m in self.memberships(req)]
-        allowed = [row[0] for row in IssueRow.select(IssueRow.id).join(Project)
-                   .where(IssueRow.id.in_(list(wanted)), Project.organization.in_(org_ids))
-                   .tuples()] if wanted and org_ids else []
         user_id = guard.current_user(req).id
+        if form.get('all_matching') == '1':
+            if action == MERGE:
+                raise falcon.HTTPBadRequest(
+                    description='action: merge takes selected issues, not all matching ones')
+            allowed = self.matching_ids(req, form)
+        else:
+            wanted = {int(v) for v in form.getlist('issue', limit=PAGE_SIZE * 4) if v.isdigit()}
+            org_ids = [m.organization_id for m in self.memberships(req)]
+            allowed = [row[0] for row in IssueRow.select(IssueRow.id).join(Project)
+                       .where(IssueRow.id.in_(list(wanted)), Project.organization.in_(org_ids))
+                       .tuples()] if wanted and org_ids else []
         if action == MERGE:
             self.merge_selected(allowed, user_id)
-
-        me = guard.current_user(req) if action == 'assign_me' else None
-
-        def change():
-            for issue_id in allowed:
-                if status is not None:
-                    triage.set_state(issue_id, status, actor_id=user_id, now=self.clock())
-                else:
-                    triage.assign(issue_id, me, actor_id=user_id, now=self.clock())
-
-        if allowed:
-            self.call(change)
+        if status is not None:
+            change = {'status': status}
+        else:
+            change = {'assignee': guard.current_user(req) if action == 'assign_me' else None}
+        states = []
+        for chunk in triage.chunks(allowed):
+            states += self.call(lambda chunk=chunk: triage.bulk_change(
+                chunk, now=self.clock(), actor_id=user_id, **change))
         target = form.get('next')
         target = target if urls.is_local(target) else urls.home()
+        if not allowed:
+            raise falcon.HTTPSeeOther(urls.with_notice(target, 'bulk'))
+        if not states:
+            raise falcon.HTTPSeeOther(urls.with_notice(target, 'bulk_none'))
+        self.call(lambda: keep_for_undo(user_id, states, self.clock()))
         raise falcon.HTTPSeeOther(urls.with_notice(target, 'bulk'))
 
+    def matching_ids(self, req, form):
+        """The ids of every issue the list's search (the form's match_* fields) matches, in
+        the organization or project it was shown for (404 outside the user's)."""
+        project_id = form.get('match_project', limit=12)
+        org, _membership = self.org_for(req, form.get('match_org', limit=200))
+        scope = [p for (p,) in Project.select(Project.id).where(Project.organization == org.id)
+                 .tuples()]
+        if project_id:
+            if not project_id.isdigit() or int(project_id) not in scope:
+                raise falcon.HTTPBadRequest(description='match_project: a project of the '
+                                                        'organization')
+            scope = [int(project_id)]
+        get = {name: form.get(f'match_{name}', limit=500) for name in
+               ('status', 'environment', 'release', 'level', 'query', 'period')}
+        status = get['status'] if get['status'] in STATUSES + ('all',) else 'unresolved'
+        period = PERIODS.get(get['period'])
+        try:
+            issues = search.filter_issues(
+                scope, status=status, environment=get['environment'] or None,
+                release=get['release'] or None,
+                level=get['level'] if get['level'] in LEVELS else None, query=get['query'],
+                since=self.clock() - period if period else None,
+                viewer_id=guard.current_user(req).id, now=self.clock())
+        except search.UnknownTerm as error:
+            raise falcon.HTTPBadRequest(description=f'query: {error}') from None
+        return [i for (i,) in issues.select(IssueRow.id).order_by(IssueRow.id).tuples()]
+
+    @falcon.before(guard.require_login)
+    def on_post_undo(self, req, resp, change_id):
+        """Undo one of the user's own bulk changes, for UNDO_FOR after it: the issues nobody
+        changed since go back to how they were."""
+        user_id = guard.current_user(req).id
+        record = BulkChange.get_or_none(BulkChange.id == change_id, BulkChange.user == user_id)
+        if record is None:
+            raise falcon.HTTPNotFound()
+        form = self.form(req)
+        target = form.get('next')
+        target = target if urls.is_local(target) else urls.home()
+        if undoable(user_id, self.clock(), record.id) is None:
+            raise falcon.HTTPSeeOther(urls.with_notice(target, 'undo_expired'))
+        states = orjson.loads(record.states)
+
+        def undo():
+            # Marked first, in the same transaction: a second click finds nothing to undo.
+            marked = (BulkChange.update({BulkChange.undone: True})
+                      .where(BulkChange.id == record.id, BulkChange.undone == False)  # noqa: E712
+                      .execute())
+            return triage.restore(states, now=self.clock(), actor_id=user_id) if marked else 0
+
+        self.call(undo)
+        raise falcon.HTTPSeeOther(urls.with_notice(target, 'bulk_undone'))
+
+
+    @falcon.before(guard.require_login)
+    def on_post_searches(self, req, resp, org_slug):
+        """Save the list's search under a name, for the organization (shared=1) or its author."""
+        org, _membership = self.org_for(req, org_slug)
+        form = self.form(req)
+        name = form.get('name', limit=MAX_SEARCH_NAME + 1)
+        if not name or len(name) > MAX_SEARCH_NAME:
+            raise falcon.HTTPBadRequest(
+                description=f'name: 1 to {MAX_SEARCH_NAME} characters')
+        filters = {k: form.get(k, limit=500) for k in SAVED_FILTERS}
+        projects = {str(p) for (p,) in Project.select(Project.id)
+                    .where(Project.organization == org.id).tuples()}
+        if filters['project'] and filters['project'] not in projects:
+            raise falcon.HTTPBadRequest(description='project: a project of the organization')
+        user_id = guard.current_user(req).id
+        shared = form.get('shared') == '1'
+        self.call(lambda: SavedSearch.create(
+            organization=org.id, user=user_id, name=name, shared=shared, created_at=self.clock(),
+            filters=orjson.dumps({k: v for k, v in filters.items() if v}).decode()))
+        target = form.get('next')
+        target = target if urls.is_local(target) else urls.org_issues(org.slug)
+        raise falcon.HTTPSeeOther(urls.with_notice(target, 'search_saved'))
+
+    @falcon.before(guard.require_login)
+    def on_post_search_delete(self, req, resp, search_id):
+        """Delete a saved search: its author only (404 outside their organizations)."""
+        row = SavedSearch.get_or_none(SavedSearch.id == search_id)
+        if row is None:
+            raise falcon.HTTPNotFound()
+        membership = self.membership(req, row.organization_id)
+        user_id = guard.current_user(req).id
+        if row.user_id != user_id:
+            raise falcon.HTTPForbidden(description='only its author may delete a saved search')
+        self.call(lambda: SavedSearch.delete().where(SavedSearch.id == row.id).execute())
+        target = self.form(req).get('next')
+        target = target if urls.is_local(target) else urls.org_issues(
+            membership.organization.slug)
+        raise falcon.HTTPSeeOther(urls.with_notice(target, 'search_deleted'))
 
     def merge_selected(self, issue_ids, user_id):
         """The selected issues merge into the oldest of them (the one first seen); it opens."""

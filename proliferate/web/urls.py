@@ -105,6 +105,18 @@ def issues_bulk():
     return '/issues/bulk'
 
 
+def issues_bulk_undo(change_id):
+    return f'/issues/bulk/{int(change_id)}/undo'
+
+
+def saved_searches(org_slug):
+    return f'/orgs/{part(org_slug)}/searches'
+
+
+def saved_search_delete(search_id):
+    return f'/searches/{int(search_id)}/delete'
+
+
 def issue(issue_id, **params):
     return with_query(f'/issues/{int(issue_id)}', params)
 
