@@ -194,13 +194,6 @@ class IssueItem(Resource):
         return Project.get_by_id(issue.project_id).organization_id
 
 
-def read_body(req):
-    try:
-        return orjson.loads(req.bounded_stream.read(65536) or b'null')
-    except orjson.JSONDecodeError as error:
-        raise falcon.HTTPBadRequest(description=f'body is not valid JSON: {error}') from error
-
-
 class IssueMerge(Resource):
     """POST /api/v1/issues/{id}/merge {"issues": [ids]}: those issues merge into this one."""
 
@@ -210,8 +203,7 @@ class IssueMerge(Resource):
     def on_post(self, req, resp, issue_id):
         token = jsonapi.require_token(req)
         issue = self.issue(token, issue_id)
-        media = read_body(req)
-        wanted = media.get('issues') if isinstance(media, dict) else None
+        wanted = read_object(req).get('issues')
         if (not isinstance(wanted, list) or not wanted
                 or not all(isinstance(i, int) and not isinstance(i, bool) for i in wanted)):
             raise falcon.HTTPBadRequest(description='issues: a non-empty array of issue ids')
@@ -235,8 +227,7 @@ class IssueUnmerge(Resource):
     def on_post(self, req, resp, issue_id):
         token = jsonapi.require_token(req)
         issue = self.issue(token, issue_id)
-        media = read_body(req)
-        fingerprint = media.get('fingerprint') if isinstance(media, dict) else None
+        fingerprint = read_object(req).get('fingerprint')
         if not isinstance(fingerprint, str) or not fingerprint:
             raise falcon.HTTPBadRequest(description='fingerprint: one of the issue\'s fingerprints')
         try:
