@@ -6,7 +6,6 @@ import json
 import urllib.request
 
 import pytest
-from browser import chromium_browser  # noqa: F401  (session fixture)
 from factories import STACK
 from factories import event
 from test_e2e_browser_triage import sign_in
@@ -25,7 +24,7 @@ def post(url, body):
         assert response.status == 202
 
 
-def test_select_all_matching_and_undo(chromium_browser, live_server, owner, web,  # noqa: F811
+def test_select_all_matching_and_undo(chromium_browser, live_server, owner, web,
                                       monkeypatch):
     monkeypatch.setattr(issue_pages, 'PAGE_SIZE', 2)
     for kind in ('A', 'B', 'C', 'D'):

@@ -62,7 +62,7 @@ def pages(live_server, project):
 
 
 @pytest.fixture
-def page(chromium_browser, pages):  # noqa: F811
+def page(chromium_browser, pages):
     # Depends on `pages` (and so on the server) to close first: the browser's keep-alive
     # connections would otherwise hold the server's shutdown for its full timeout.
     context = chromium_browser.new_context()

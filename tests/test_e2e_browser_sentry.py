@@ -78,7 +78,7 @@ def site(live_server, project, bundle):
     thread.join(5)
 
 
-def test_browser_sdk(chromium_browser, site, project, read_api):  # noqa: F811
+def test_browser_sdk(chromium_browser, site, project, read_api):
     context = chromium_browser.new_context()
     page = context.new_page()
     problems = []

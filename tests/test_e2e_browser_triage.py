@@ -31,7 +31,7 @@ def sign_in(page, base, email):
     page.wait_for_url('**/issues**')
 
 
-def test_snooze_and_comment_without_javascript(chromium_browser, live_server, owner, web):  # noqa: F811
+def test_snooze_and_comment_without_javascript(chromium_browser, live_server, owner, web):
     post(live_server + '/api/v1/errors', event(web.key))
     with db.database.connection_context():
         issue_id = Issue.select().first().id
@@ -61,7 +61,7 @@ def test_snooze_and_comment_without_javascript(chromium_browser, live_server, ow
         context.close()
 
 
-def test_issue_page_raises_no_csp_violation(chromium_browser, live_server, owner, web):  # noqa: F811
+def test_issue_page_raises_no_csp_violation(chromium_browser, live_server, owner, web):
     post(live_server + '/api/v1/errors', event(web.key))
     with db.database.connection_context():
         issue_id = Issue.select().first().id

@@ -2,6 +2,7 @@
 against a loopback server and a closed port."""
 
 import http.server
+import pathlib
 import socket
 import threading
 
@@ -81,3 +82,13 @@ def test_registry_probe_is_bounded_and_any_http_answer_counts(tmp_path):
         closed = f'http://127.0.0.1:{sock.getsockname()[1]}/'
     problem = markers.registry_problem.__wrapped__('npm', closed, timeout=2)
     assert problem.startswith(f'npm registry unreachable ({closed}:')
+
+
+def test_only_conftest_imports_the_session_browser():
+    """A module that imports the chromium_browser fixture gets a second session fixture of its
+    own, and its Playwright, left running, breaks every later browser test ("Sync API inside
+    the asyncio loop"). conftest.py provides it to every module."""
+    here = pathlib.Path(__file__).parent
+    importers = [path.name for path in here.glob('test_*.py')
+                 if path.name != 'test_markers.py' and 'import chromium_browser' in path.read_text()]
+    assert importers == []

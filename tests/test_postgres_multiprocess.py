@@ -499,7 +499,7 @@ def test_the_bench_runs_two_processes_on_this_database(config, tmp_path):
     url = config.database_url
     args = [sys.executable, str(ROOT / 'bench' / 'run_ingest.py'), '--server', 'proliferate',
             '--database-url', url, '--processes', '2', '--events', '300', '--seconds', '30',
-            '--concurrency', '4', '--batch', '1,20', '--warmup', '10', '--json']
+            '--concurrency', '4', '--batch', '1,20', '--warmup', '10', '--mix', 'unique', '--json']
     if db.is_postgresql(url):
         args.append('--reset')
     env = {**os.environ, 'TMPDIR': str(tmp_path)}
