@@ -200,18 +200,18 @@ def test_a_new_user_sets_up_sends_finds_resolves_and_sees_a_regression(
     assert page.locator('a.issue-title').all_text_contents() == [
         "TypeError: Cannot read property 'foo' of undefined"]
     page.goto(base + '/orgs/acme/issues')
-    page.fill('input[name=query]', 'ReferenceError')
-    page.press('input[name=query]', 'Enter')
+    page.fill('input[type=search][name=query]', 'ReferenceError')
+    page.press('input[type=search][name=query]', 'Enter')
     page.wait_for_url('**query=ReferenceError**')
     assert page.locator('a.issue-title').all_text_contents() == [
         'ReferenceError: foo is not defined']
-    page.fill('input[name=query]', 'user:jane@example.com')
-    page.press('input[name=query]', 'Enter')
+    page.fill('input[type=search][name=query]', 'user:jane@example.com')
+    page.press('input[type=search][name=query]', 'Enter')
     page.wait_for_url('**query=user**')
     assert page.locator('a.issue-title').count() == 1
     # Pasting an event id opens that event.
-    page.fill('input[name=query]', single['event_id'])
-    page.press('input[name=query]', 'Enter')
+    page.fill('input[type=search][name=query]', single['event_id'])
+    page.press('input[type=search][name=query]', 'Enter')
     page.wait_for_url('**/issues/*/events/*')
     assert page.is_visible(f'text={single["event_id"]}')
 

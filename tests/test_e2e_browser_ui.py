@@ -342,10 +342,10 @@ def test_the_issue_list_works_from_the_keyboard(chromium_browser, live_server):
         # Typing in the search box is typing, not shortcuts.
         page.keyboard.press('/')
         page.keyboard.type('jjoe')
-        assert page.input_value('input[name=query]') == 'jjoe'
+        assert page.input_value('input[type=search][name=query]') == 'jjoe'
         assert page.url.endswith('/orgs/acme/issues')
-        page.locator('input[name=query]').fill('')
-        page.locator('input[name=query]').blur()
+        page.locator('input[type=search][name=query]').fill('')
+        page.locator('input[type=search][name=query]').blur()
 
         page.keyboard.press('o')
         page.wait_for_url('**' + second)
