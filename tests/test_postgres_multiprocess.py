@@ -10,7 +10,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from pathlib import Path
 import factories
 import pytest
 from factories import make_project
+from faultkit import Served
 from peewee import fn
 
 from proliferate import db
@@ -48,12 +48,6 @@ USERS = 7
 ACCOUNTS = 3
 
 
-def unused_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
 def request(base, method, path, body=None, timeout=30):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(base + path, data=data, method=method,
@@ -65,53 +59,17 @@ def request(base, method, path, body=None, timeout=30):
         return error.code, error.read().decode('utf-8', 'replace')
 
 
-class Server:
-    """`python -m proliferate serve` on a free port, its output in a file."""
+class Server(Served):
+    """`python -m proliferate serve` on a free port, its output in a file: 8 threads and a short
+    leader retry, so a takeover happens within the test."""
 
     def __init__(self, url, tmp_path, name):
-        self.port = unused_port()
-        self.base = f'http://127.0.0.1:{self.port}'
-        self.log_path = tmp_path / f'{name}.log'
-        env = {**os.environ, 'PROLIFERATE_DATABASE_URL': url, 'PROLIFERATE_THREADS': '8',
-               'PROLIFERATE_LEADER_RETRY_SECONDS': str(RETRY)}
-        env.pop('PROLIFERATE_TEST_DATABASE_URL', None)
-        self.log = open(self.log_path, 'wb')
-        self.process = subprocess.Popen(
-            [sys.executable, '-m', 'proliferate', 'serve', '--port', str(self.port)],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, deadline=30):
-        end = time.monotonic() + deadline
-        while time.monotonic() < end:
-            assert self.process.poll() is None, self.output()
-            try:
-                status, body = request(self.base, 'GET', '/healthz', timeout=2)
-                if status == 200:
-                    return body
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f'server did not start:\n{self.output()}')
+        super().__init__(url, tmp_path, name, threads=8, leader_retry_seconds=RETRY)
 
     def health(self):
-        status, body = request(self.base, 'GET', '/healthz', timeout=5)
+        status, body = super().health()
         assert status == 200, body
         return body
-
-    def output(self):
-        self.log.flush()
-        return self.log_path.read_text(errors='replace')
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self.log.close()
-        return self.process.returncode
 
 
 class Receiver:
