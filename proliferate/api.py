@@ -54,7 +54,12 @@ def query_int(req, name, default, low, high):
 
 
 class Resource:
-    """Every read-API resource: the token's organization bounds what it may see."""
+    """Every read-API resource: the token's organization bounds what it may see. Those that
+    change something take the writer (the only thread that writes) and the clock."""
+
+    def __init__(self, writer=None, clock=utcnow):
+        self.writer = writer
+        self.clock = clock
 
     def project(self, token, project_id):
         project = Project.get_or_none(Project.id == project_id,
@@ -128,10 +133,6 @@ class ProjectIssuesBulk(Resource):
     the query matches (the list's filters: ?status=, environment, release, level and the body's
     query), in chunks through the writer -> {"changed": N}."""
 
-    def __init__(self, writer, clock=utcnow):
-        self.writer = writer
-        self.clock = clock
-
     def on_post(self, req, resp, project_id):
         token = jsonapi.require_token(req)
         project = self.project(token, project_id)
@@ -163,10 +164,6 @@ class ProjectIssuesBulk(Resource):
 
 
 class IssueItem(Resource):
-    def __init__(self, writer, clock=utcnow):
-        self.writer = writer
-        self.clock = clock
-
     def on_get(self, req, resp, issue_id):
         token = jsonapi.require_token(req)
         issue = self.issue(token, issue_id)
@@ -197,9 +194,6 @@ class IssueItem(Resource):
 class IssueMerge(Resource):
     """POST /api/v1/issues/{id}/merge {"issues": [ids]}: those issues merge into this one."""
 
-    def __init__(self, writer):
-        self.writer = writer
-
     def on_post(self, req, resp, issue_id):
         token = jsonapi.require_token(req)
         issue = self.issue(token, issue_id)
@@ -220,9 +214,6 @@ class IssueMerge(Resource):
 class IssueUnmerge(Resource):
     """POST /api/v1/issues/{id}/unmerge {"fingerprint": "..."}: that fingerprint leaves the
     issue for a new one, with its events; 201 with the new issue."""
-
-    def __init__(self, writer):
-        self.writer = writer
 
     def on_post(self, req, resp, issue_id):
         token = jsonapi.require_token(req)
@@ -347,10 +338,6 @@ def comment_text(media):
 
 
 class IssueComments(Resource):
-    def __init__(self, writer, clock=utcnow):
-        self.writer = writer
-        self.clock = clock
-
     def on_get(self, req, resp, issue_id):
         token = jsonapi.require_token(req)
         issue = self.issue(token, issue_id)
@@ -369,10 +356,6 @@ class IssueComments(Resource):
 
 class CommentItem(Resource):
     """A comment: its author may change or delete it."""
-
-    def __init__(self, writer, clock=utcnow):
-        self.writer = writer
-        self.clock = clock
 
     def own(self, req, comment_id):
         token = jsonapi.require_token(req)

@@ -825,21 +825,19 @@ class Issue(Page):
 
     @falcon.before(guard.require_login)
     def on_get_users(self, req, resp, issue_id):
-        issue, _membership = self.issue_for(req, issue_id)
-        self.render(req, resp, 'issue_people.html', org=issue.project.organization, issue=issue,
-                    title=title_parts(issue), tab='users', kind='users',
-                    people=self.people(IssueUser, issue, PEOPLE_LIMIT, RECENT_TAB),
-                    limit=PEOPLE_LIMIT, recent=RECENT_TAB,
-                    total=issue.user_count, new_since=self.clock() - NEW_FOR)
+        self.show_people(req, resp, issue_id, 'users', IssueUser, 'user_count')
 
     @falcon.before(guard.require_login)
     def on_get_accounts(self, req, resp, issue_id):
+        self.show_people(req, resp, issue_id, 'accounts', IssueAccount, 'account_count')
+
+    def show_people(self, req, resp, issue_id, kind, model, count_column):
         issue, _membership = self.issue_for(req, issue_id)
         self.render(req, resp, 'issue_people.html', org=issue.project.organization, issue=issue,
-                    title=title_parts(issue), tab='accounts', kind='accounts',
-                    people=self.people(IssueAccount, issue, PEOPLE_LIMIT, RECENT_TAB),
+                    title=title_parts(issue), tab=kind, kind=kind,
+                    people=self.people(model, issue, PEOPLE_LIMIT, RECENT_TAB),
                     limit=PEOPLE_LIMIT, recent=RECENT_TAB,
-                    total=issue.account_count, new_since=self.clock() - NEW_FOR)
+                    total=getattr(issue, count_column), new_since=self.clock() - NEW_FOR)
 
     @falcon.before(guard.require_login)
     def on_get_json(self, req, resp, issue_id, event_pk):
