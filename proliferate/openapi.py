@@ -96,6 +96,25 @@ RELEASE = {'type': 'object', 'required': ['id', 'version'], 'properties': {
     'id': {'type': 'integer'}, 'project_id': {'type': 'integer'}, 'version': {'type': 'string'},
     'created_at': DATETIME, 'maps': {'type': 'array', 'items': {'type': 'object'}}}}
 ID = {'type': 'integer'}
+NULLABLE_ID = {'type': 'integer', 'nullable': True}
+COUNT = {'type': 'integer', 'minimum': 0}
+RELEASE_FIGURES = {
+    'type': 'object',
+    'required': ['version', 'id', 'first_seen', 'event_count', 'new_issues', 'regressions',
+                 'resolved_issues', 'sourcemap_count', 'sourcemaps'],
+    'properties': {
+        'version': {'type': 'string'},
+        'id': {**NULLABLE_ID, 'description': 'The uploaded release (null: only events named it)'},
+        'project_id': ID,
+        'first_seen': {**NULLABLE_DATETIME, 'description': 'Its first event (null: none yet)'},
+        'last_seen': NULLABLE_DATETIME,
+        'event_count': COUNT, 'issue_count': COUNT,
+        'new_issues': {**COUNT, 'description': 'Issues first seen in this release'},
+        'regressions': {**COUNT, 'description': 'Issues that came back in this release'},
+        'resolved_issues': {**COUNT, 'description': 'Issues resolved in this release'},
+        'created_at': {**NULLABLE_DATETIME, 'description': 'When it was uploaded'},
+        'sourcemap_count': COUNT,
+        'sourcemaps': {'type': 'array', 'items': {'type': 'object'}}}}
 
 
 def _param(name, where='query', schema=None, required=False):
@@ -228,9 +247,12 @@ def build_document():
             [_param('issue_id', 'path', ID), PEOPLE_LIMIT],
             errors=(400, 401, 404)),
         '/api/v1/projects/{project_id}/releases': _get(
-            'Releases of a project with their source maps', {
-                'type': 'object', 'properties': {'releases': {'type': 'array', 'items': RELEASE}}},
-            [_param('project_id', 'path', ID)]),
+            'Every release the project\'s events named or with uploaded source maps, newest '
+            'first, with events, new issues, regressions, issues resolved in it and its maps', {
+                'type': 'object', 'required': ['releases', 'next', 'total'], 'properties': {
+                    'releases': {'type': 'array', 'items': RELEASE_FIGURES},
+                    'next': NULLABLE_STRING, 'total': COUNT}},
+            [_param('project_id', 'path', ID)] + PAGE, errors=(400, 401, 404)),
         # Upload routes take a project upload token (pru_...), never a read token or pk_ key.
         '/api/v1/releases': {'post': {
             'summary': 'Create a release (idempotent per version)', 'security': UPLOAD,

@@ -96,3 +96,8 @@ def newest(names, first_seen=None):
 def parses(name):
     """Whether the name is a version (else only its first-seen time orders it)."""
     return any(f(name) is not None for f in (semver_key, pep440, calendar_key))
+
+
+def newest_first(names, first_seen=None):
+    """names in release order, newest first (compare(); first_seen as there)."""
+    return sorted(names, key=functools.cmp_to_key(lambda a, b: compare(b, a, first_seen)))

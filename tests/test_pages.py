@@ -742,7 +742,7 @@ def test_url_functions_build_paths_their_routes_accept(client, browser, web):
                'issue_users': (7,), 'issue_accounts': (7,), 'org_notifications': ('acme',),
                'notifications_me': ('acme',), 'notifications_test': ('acme',),
                'webhooks': ('acme',), 'webhook': ('acme', 9), 'deliveries': ('acme',),
-               'project_releases': (5,), 'release': (5, 10), 'issue_assign': (7,),
+               'project_releases': (5,), 'release': (5, 10), 'release_version': (5, 'a/b'), 'issue_assign': (7,),
                'issue_comments': (7,), 'comment_edit': (11,), 'comment_delete': (11,)}
     for name, template, _resource, _suffix in routes.ROUTES:
         built = getattr(urls, name)(*samples.get(name, ()))

@@ -1,6 +1,7 @@
 """The source-map upload API: POST /api/v1/releases and POST /api/v1/sourcemaps (project upload
-tokens only, never the public pk_ key), and the read-API list of a project's releases. Parsing a
-map happens on the request thread; the writes run on the writer (releases.py)."""
+tokens only, never the public pk_ key), and the read-API list of a project's releases with their
+figures (release_stats). Parsing a map happens on the request thread; the writes run on the
+writer (releases.py)."""
 
 import hashlib
 
@@ -9,6 +10,7 @@ import orjson
 
 from proliferate import auth
 from proliferate import jsonapi
+from proliferate import release_stats
 from proliferate.models import Project
 from proliferate.models import SourceMap
 from proliferate.sourcemaps import releases
@@ -239,8 +241,9 @@ class SourceMaps:
 
 
 class ProjectReleases:
-    """GET /api/v1/projects/{id}/releases (read token): releases newest first, with their maps
-    and how many frames each resolved."""
+    """GET /api/v1/projects/{id}/releases (read token): every release the project's events named
+    or that has uploaded source maps, newest first (release order), with its figures and maps.
+    ?limit= (1-100, default 100) and ?cursor= (the previous page's next)."""
 
     def on_get(self, req, resp, project_id):
         token = jsonapi.require_token(req)
@@ -248,5 +251,31 @@ class ProjectReleases:
                                       Project.organization == token.organization_id)
         if project is None:
             raise falcon.HTTPNotFound(description=f'no project {project_id}')
-        jsonapi.send(resp, {'releases': [release_json(release, maps)
-                                 for release, maps in releases.project_releases(project.id)]})
+        limit = req.get_param('limit') or '100'
+        if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= 100):
+            raise falcon.HTTPBadRequest(description='limit: must be an integer from 1 to 100')
+        cursor = req.get_param('cursor') or '0'
+        # The cursor is the position in the release order: the order is computed, not indexed.
+        if not (cursor.isascii() and cursor.isdigit() and len(cursor) <= 9):
+            raise falcon.HTTPBadRequest(description='cursor: not a cursor of this list')
+        offset, limit = int(cursor), int(limit)
+        figures, total = release_stats.project_releases(project.id, offset=offset, limit=limit)
+        maps = {}
+        ids = [f.release_id for f in figures if f.release_id is not None]
+        if ids:
+            for row in releases.maps_with_counts().where(SourceMap.release.in_(ids)):
+                maps.setdefault(row.release_id, []).append(row)
+        jsonapi.send(resp, {
+            'releases': [figures_json(project.id, f, maps.get(f.release_id, [])) for f in figures],
+            'next': str(offset + limit) if offset + limit < total else None, 'total': total})
+
+
+def figures_json(project_id, figures, maps):
+    return {
+        'version': figures.version, 'id': figures.release_id, 'project_id': project_id,
+        'first_seen': iso(figures.first_seen), 'last_seen': iso(figures.last_seen),
+        'event_count': figures.event_count, 'issue_count': figures.issue_count,
+        'new_issues': figures.new_issues, 'regressions': figures.regressions,
+        'resolved_issues': figures.resolved,
+        'created_at': iso(figures.created_at),
+        'sourcemap_count': figures.map_count, 'sourcemaps': [sourcemap_json(m) for m in maps]}

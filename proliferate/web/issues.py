@@ -42,6 +42,7 @@ from proliferate.models import User
 from proliferate.regroup import adjust
 from proliferate.web import charts
 from proliferate.web import guard
+from proliferate.web import releases
 from proliferate.web import urls
 from proliferate.web.base import Page
 
@@ -717,7 +718,7 @@ class Issue(Page):
                     for c in causes_of(event or {})],
             reason=grouping_reason(key),
             fingerprints=fingerprints_of([issue.id]).get(issue.id, []),
-            new_since=now - NEW_FOR, here=here)
+            new_since=now - NEW_FOR, here=here, release_chart=releases.issue_chart(issue))
 
     def event_row(self, issue, event_pk):
         if event_pk is not None:

@@ -49,6 +49,7 @@ ROUTES = (
     ('project_releases', '/projects/{project_id:int}/releases', releases.Releases, None),
     ('release', '/projects/{project_id:int}/releases/{release_id:int}', releases.Releases,
      'item'),
+    ('release_version', '/projects/{project_id:int}/releases/show', releases.Releases, 'version'),
     ('issues_bulk', '/issues/bulk', issues.Issues, 'bulk'),
     ('issues_bulk_undo', '/issues/bulk/{change_id:int}/undo', issues.Issues, 'undo'),
     ('saved_searches', '/orgs/{org_slug}/searches', issues.Issues, 'searches'),

@@ -202,12 +202,18 @@ def deliveries(org_slug, **params):
     return with_query(f'/orgs/{part(org_slug)}/deliveries', params)
 
 
-def project_releases(project_id):
-    return f'/projects/{int(project_id)}/releases'
+def project_releases(project_id, **params):
+    return with_query(f'/projects/{int(project_id)}/releases', params)
 
 
 def release(project_id, release_id):
     return f'/projects/{int(project_id)}/releases/{int(release_id)}'
+
+
+def release_version(project_id, version, **params):
+    # The version rides in the query: release names may hold '/', which a path segment cannot.
+    return with_query(f'/projects/{int(project_id)}/releases/show',
+                      {'version': version, **params})
 
 
 def is_local(url):
