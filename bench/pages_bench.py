@@ -350,6 +350,9 @@ def scenarios(f, rng):
         'detail: 30-day chart, biggest': lambda i: f'/issues/{f["biggest"]}?chart=30d',
         'events tab: biggest issue': lambda i: f'/issues/{f["biggest"]}/events',
         'users tab: biggest issue': lambda i: f'/issues/{f["biggest"]}/users',
+        'releases: the list': lambda i: f'/projects/{project}/releases',
+        'releases: one release': lambda i:
+            f'/projects/{project}/releases/show?version={RELEASES[i % len(RELEASES)]}',
     }
 
 
