@@ -77,3 +77,13 @@ def test_newest_and_parses():
     assert versions.newest([]) is None
     assert versions.parses('2024-01-15') and versions.parses('1.0rc1') and versions.parses('v3.2.1')
     assert not versions.parses('deadbeef')
+
+
+def test_newest_first():
+    assert versions.newest_first(['2.9', '2.10', '1.0.0', '2.10.1-rc.1', 'v2.10.1']) == [
+        'v2.10.1', '2.10.1-rc.1', '2.10', '2.9', '1.0.0']
+    # A name that is no version goes where its first sighting puts it among the others.
+    seen = {'2.9': T0, 'blue-whale': T0 + datetime.timedelta(hours=1),
+            '2.10': T0 + datetime.timedelta(hours=2)}
+    assert versions.newest_first(['2.9', '2.10', 'blue-whale'], seen) == ['2.10', 'blue-whale', '2.9']
+    assert versions.newest_first([]) == []

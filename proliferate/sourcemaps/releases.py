@@ -87,19 +87,6 @@ def maps_with_counts():
 
 
 
-def project_releases(project_id, limit=100):
-    """[(release, [maps without their data])] newest first, for the read API and the pages."""
-    releases = list(Release.select().where(Release.project == project_id)
-                    .order_by(Release.created_at.desc(), Release.id.desc()).limit(limit))
-    maps = {}
-    if releases:
-        query = maps_with_counts().where(SourceMap.release.in_([r.id for r in releases]))
-        for row in query:
-            maps.setdefault(row.release_id, []).append(row)
-    return [(release, maps.get(release.id, [])) for release in releases]
-
-
-
 def releases_to_clean(now, retention_days, keep_releases):
     """The releases whose maps the clean-up deletes: created before now - retention_days and not
     among the newest keep_releases of their project. retention_days 0 deletes nothing."""
