@@ -144,7 +144,7 @@ class Releases:
         now = self.clock()
 
         def write():
-            releases.touch_token(token.id, now)
+            releases.touch_token(token, now)
             return releases.ensure_release(project.id, version, now)
 
         release, created = self.writer.call(write)
@@ -225,7 +225,7 @@ class SourceMaps:
         now = self.clock()
 
         def write():
-            releases.touch_token(token.id, now)
+            releases.touch_token(token, now)
             return releases.store_sourcemap(project.id, version, url, map_data, minified_data, now)
 
         map_id, release_id, created = self.writer.call(write)
