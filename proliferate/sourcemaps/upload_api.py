@@ -40,7 +40,8 @@ FILE_FIELDS = {'sourcemap': MAX_SOURCEMAP_BYTES, 'minified': MAX_MINIFIED_BYTES}
 TEXT_FIELDS = ('release', 'url', 'url_prefix', 'project')
 
 UPLOAD_TOKEN_REQUIRED = ('an upload token is required: Authorization: Bearer pru_... '  # noqa: S105 (a message, not a password)
-                         '(proliferate token create EMAIL --upload PROJECT)')
+                         '(make one on the project\'s Keys & setup page, or run '
+                         'proliferate token create EMAIL --upload PROJECT)')
 
 
 

@@ -141,7 +141,7 @@ def upload(directory, *, release, server, token, url_prefix=None, project=None, 
         raise UploadError('no upload token: pass --token pru_... or set PROLIFERATE_UPLOAD_TOKEN')
     if token.startswith('pk_'):
         raise UploadError('that is a public ingest key (pk_...); uploads need an upload token '
-                          '(proliferate token create EMAIL --upload PROJECT)')
+                          '(made on the project\'s Keys & setup page)')
     pairs = find_pairs(directory)
     if not pairs:
         raise UploadError(f'no .js files under {directory}')
