@@ -133,7 +133,7 @@ def create_app(config, *, writer, drops=None, clock=utcnow, keys=None, limiter=N
     # The access log comes first: it times every request, refused ones included.
     app = falcon.App(middleware=[logs.AccessLog(), ReadConnection(),
                                  guard.CrossSiteGuard(config.base_url),
-                                 guard.SecurityHeaders()])
+                                 guard.SecurityHeaders(), jsonapi.TokenUse(writer, clock)])
     app.req_options.strip_url_path_trailing_slash = True
     app.router_options.converters['int'] = DatabaseInt
     app.add_error_handler(Exception, handle_unexpected)

@@ -12,6 +12,7 @@ from argon2.exceptions import VerificationError
 
 from proliferate.models import ApiToken
 from proliferate.models import LoginAttempt
+from proliferate.models import Membership
 from proliferate.models import Organization
 from proliferate.models import ProjectKey
 from proliferate.models import Session
@@ -19,6 +20,10 @@ from proliferate.models import User
 from proliferate.times import utcnow
 
 TOKEN_PREFIXES = {'read': 'prt_', 'upload': 'pru_'}
+
+# A token's last use reaches the database at most once a minute: a script that polls the API
+# every second must not turn each read into a write. The tokens pages show minutes, not seconds.
+TOKEN_USE_EVERY = datetime.timedelta(minutes=1)
 
 _hasher = PasswordHasher()  # argon2-cffi's defaults: Argon2id, RFC 9106 low-memory parameters
 
@@ -60,14 +65,31 @@ def create_token(user, organization, *, kind='read', project=None, name=''):
 
 def find_token(token, kind):
     """The live token row for a presented secret, or None. The lookup is by hash, so timing
-    says nothing about the secret."""
+    says nothing about the secret. A token stops working when its maker leaves the
+    organization: it acted as them."""
     if not token or len(token) > 200:
         return None
     return (ApiToken.select(ApiToken, Organization)
             .join(Organization)
+            .switch(ApiToken)
+            .join(Membership, on=((Membership.user == ApiToken.user)
+                                  & (Membership.organization == ApiToken.organization)))
             .where(ApiToken.token_hash == hash_token(token), ApiToken.kind == kind,
                    ApiToken.revoked_at.is_null())
             .first())
+
+
+def token_use_due(last_used_at, now):
+    """Whether a use at `now` should be written (pure): never written, or TOKEN_USE_EVERY ago."""
+    return last_used_at is None or now - last_used_at >= TOKEN_USE_EVERY
+
+
+def record_token_use(token_id, when):
+    """Runs on the writer: the token's last use, never moved backwards."""
+    return (ApiToken.update(last_used_at=when)
+            .where(ApiToken.id == token_id,
+                   ApiToken.last_used_at.is_null() | (ApiToken.last_used_at < when))
+            .execute())
 
 
 # -- dashboard sessions ----------------------------------------------------------------------

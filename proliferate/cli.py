@@ -108,7 +108,9 @@ def build_parser():
     p.add_argument('--org', help='organization slug (default: the user\'s first)')
     p.add_argument('--upload', metavar='PROJECT',
                    help='an upload token for releases and source maps of PROJECT, not a read token')
-    p.add_argument('--name', default='')
+    p.add_argument('--name', default=None,
+                   help='what the token is for, shown on the tokens pages '
+                        '(default: "created on the command line YYYY-MM-DD")')
     add_settings(p)
     p = token.add_parser('revoke', help='revoke a token (by its value or its shown prefix)')
     p.add_argument('token')
@@ -139,6 +141,8 @@ def build_parser():
                    help="where DIR is served, e.g. '~/static/js' (any host) or https://cdn/x (default ~)")
     p.add_argument('--server', default=None, help='server URL [PROLIFERATE_SERVER_URL]')
     p.add_argument('--token', default=None, help='upload token pru_... [PROLIFERATE_UPLOAD_TOKEN]')
+    p.add_argument('--project', default=None,
+                   help="the token's project (id or slug); the upload fails if it is another one")
     return parser
 
 
@@ -332,16 +336,22 @@ def cmd_token_create(args):
         org = membership.organization
     if not Membership.select().where(Membership.user == user, Membership.organization == org).exists():
         raise CommandError(f'{user.email} is not a member of {org.slug}')
+    name = (args.name or '').strip()[:100] or token_name(times.utcnow())
     if args.upload:
         project = find_project(args.upload)
         if project.organization_id != org.id:
             raise CommandError(f'project {args.upload!r} is not in organization {org.slug}')
-        token, _row = auth.create_token(user, org, kind='upload', project=project, name=args.name)
-        print(f'Upload token for project {project.name!r} (shown once):')
+        token, _row = auth.create_token(user, org, kind='upload', project=project, name=name)
+        print(f'Upload token {name!r} for project {project.name!r} (shown once):')
     else:
-        token, _row = auth.create_token(user, org, kind='read', name=args.name)
-        print(f'Read-API token for {user.email} in {org.slug} (shown once):')
+        token, _row = auth.create_token(user, org, kind='read', name=name)
+        print(f'Read-API token {name!r} for {user.email} in {org.slug} (shown once):')
     print(token)
+
+
+def token_name(now):
+    """The name of a token made without --name: the tokens pages list it by name."""
+    return f'created on the command line {now:%Y-%m-%d}'
 
 
 def cmd_token_revoke(args):
@@ -358,7 +368,8 @@ def cmd_sourcemaps_upload(args, config):
     try:
         failures = upload_cli.upload(
             args.directory, release=args.release, url_prefix=args.url_prefix,
-            server=args.server or config.server_url, token=args.token or config.upload_token)
+            server=args.server or config.server_url, token=args.token or config.upload_token,
+            project=args.project)
     except upload_cli.UploadError as error:
         print(f'proliferate: {error}', file=sys.stderr)
         return 1

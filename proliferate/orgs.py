@@ -180,6 +180,21 @@ def create_read_token(user_id, org_id, name):
     return token
 
 
+def create_upload_token(user_id, project, name):
+    """An upload token of project (made by user_id, a manager) -> the token, shown once."""
+    token, _row = auth.create_token(user_id, project.organization_id, kind='upload',
+                                    project=project.id, name=name[:100])
+    return token
+
+
+def revoke_upload_token(project_id, token_id, now):
+    """Any live upload token of the project (managers revoke each other's) -> rows changed."""
+    return (ApiToken.update(revoked_at=now)
+            .where(ApiToken.id == token_id, ApiToken.project == project_id,
+                   ApiToken.kind == 'upload', ApiToken.revoked_at.is_null())
+            .execute())
+
+
 def revoke_token(user_id, token_id, now):
     return (ApiToken.update(revoked_at=now)
             .where(ApiToken.id == token_id, ApiToken.user == user_id,

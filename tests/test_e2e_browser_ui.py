@@ -16,8 +16,10 @@ from factories import make_user
 from test_sdk_sentry import cached_install
 from test_sdk_sentry import run
 
+from proliferate import auth
 from proliferate import db
 from proliferate.models import Release
+from proliferate.models import User
 
 pytestmark = pytest.mark.browser
 
@@ -66,8 +68,18 @@ def make_release(project, version):
         Release.create(project=project.id, version=version)
 
 
+def make_tokens(project, email):
+    """A read and an upload token of the signed-in owner, long-named: both token tables."""
+    with db.database.connection_context():
+        user = User.get(User.email == email)
+        auth.create_token(user, project.org_id, name='export ' + LONG[:60])
+        auth.create_token(user, project.org_id, kind='upload', project=project.id,
+                          name='deploy ' + LONG[:60])
+
+
 def seed(base, project):
     make_release(project, 'v2.0.0-' + LONG[:40])
+    make_tokens(project, 'owner@example.com')
     post(base + '/api/v1/errors/batch', [
         long_event(project.key),
         event(project.key, exception={'type': 'RangeError', 'message': 'Invalid time value',

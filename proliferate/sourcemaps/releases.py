@@ -10,8 +10,8 @@ from peewee import JOIN
 from peewee import IntegrityError
 from peewee import fn
 
+from proliferate import auth
 from proliferate.db import database
-from proliferate.models import ApiToken
 from proliferate.models import Release
 from proliferate.models import SourceMap
 from proliferate.models import SourceMapCount
@@ -37,8 +37,10 @@ def ensure_release(project_id, version, now):
 
 
 
-def touch_token(token_id, now):
-    ApiToken.update(last_used_at=now).where(ApiToken.id == token_id).execute()
+def touch_token(token, now):
+    """The upload token's last use, inside the upload's own write (at most once a minute)."""
+    if auth.token_use_due(token.last_used_at, now):
+        auth.record_token_use(token.id, now)
 
 
 

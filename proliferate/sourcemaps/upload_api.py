@@ -42,7 +42,8 @@ FILE_FIELDS = {'sourcemap': MAX_SOURCEMAP_BYTES, 'minified': MAX_MINIFIED_BYTES}
 TEXT_FIELDS = ('release', 'url', 'url_prefix', 'project')
 
 UPLOAD_TOKEN_REQUIRED = ('an upload token is required: Authorization: Bearer pru_... '  # noqa: S105 (a message, not a password)
-                         '(proliferate token create EMAIL --upload PROJECT)')
+                         '(make one on the project\'s Keys & setup page, or run '
+                         'proliferate token create EMAIL --upload PROJECT)')
 
 
 
@@ -146,7 +147,7 @@ class Releases:
         now = self.clock()
 
         def write():
-            releases.touch_token(token.id, now)
+            releases.touch_token(token, now)
             return releases.ensure_release(project.id, version, now)
 
         release, created = self.writer.call(write)
@@ -227,7 +228,7 @@ class SourceMaps:
         now = self.clock()
 
         def write():
-            releases.touch_token(token.id, now)
+            releases.touch_token(token, now)
             return releases.store_sourcemap(project.id, version, url, map_data, minified_data, now)
 
         map_id, release_id, created = self.writer.call(write)

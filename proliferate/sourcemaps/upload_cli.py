@@ -129,8 +129,10 @@ def request(server, token, path, body, content_type):
                           'the request is larger than the server accepts') from None
 
 
-def upload(directory, *, release, server, token, url_prefix=None, out=print):
-    """Create the release, upload every minified file that has a map; -> number of failures."""
+def upload(directory, *, release, server, token, url_prefix=None, project=None, out=print):
+    """Create the release, upload every minified file that has a map; -> number of failures.
+    project (id or slug), when given, must be the token's: the server refuses the upload
+    otherwise, so a token pasted into the wrong pipeline fails instead of filling another project."""
     if not server:
         raise UploadError('no server: pass --server URL or set PROLIFERATE_SERVER_URL')
     if not server.startswith(('http://', 'https://')):
@@ -139,12 +141,14 @@ def upload(directory, *, release, server, token, url_prefix=None, out=print):
         raise UploadError('no upload token: pass --token pru_... or set PROLIFERATE_UPLOAD_TOKEN')
     if token.startswith('pk_'):
         raise UploadError('that is a public ingest key (pk_...); uploads need an upload token '
-                          '(proliferate token create EMAIL --upload PROJECT)')
+                          '(made on the project\'s Keys & setup page)')
     pairs = find_pairs(directory)
     if not pairs:
         raise UploadError(f'no .js files under {directory}')
+    target = {'project': str(project)} if project else {}
     status, body = request(server, token, '/api/v1/releases',
-                           json.dumps({'version': release}).encode(), 'application/json')
+                           json.dumps({'version': release, **target}).encode(),
+                           'application/json')
     if status not in (200, 201):
         raise UploadError(f'release {release!r}: {status} {body.get("detail")}')
     out(f'Release {release!r} ({"created" if status == 201 else "exists"}) on {server}')
@@ -157,7 +161,7 @@ def upload(directory, *, release, server, token, url_prefix=None, out=print):
         url = file_url(relative, url_prefix)
         files = {'sourcemap': (path.name + '.map', map_data),
                  'minified': (path.name, path.read_bytes())}
-        body, content_type = encode_multipart({'release': release, 'url': url}, files)
+        body, content_type = encode_multipart({'release': release, 'url': url, **target}, files)
         status, reply = request(server, token, '/api/v1/sourcemaps', body, content_type)
         if status in (200, 201):
             uploaded += 1

@@ -39,6 +39,7 @@ NOTICES = {
     'key_created': 'A new ingest key was created.',
     'key_revoked': 'The key was revoked; events sent with it are refused from now on.',
     'token_revoked': 'The token was revoked.',
+    'upload_token_revoked': 'The upload token was revoked; uploads with it are refused from now on.',
     'member_saved': 'Member updated.',
     'member_removed': 'Member removed.',
     'invite_revoked': 'Invite revoked.',

@@ -4,7 +4,10 @@ webhooks, a test button, and the delivery log (sent, failed with the error, pend
 Handlers only read; every change runs on the writer through Page.call (see base.py).
 """
 
+import datetime
+
 import falcon
+import orjson
 from peewee import JOIN
 from peewee import fn
 
@@ -21,9 +24,27 @@ from proliferate.orgs import MANAGERS
 from proliferate.web import guard
 from proliferate.web import urls
 from proliferate.web.base import Page
+from proliferate.web.base import base_url
 
 STATUSES = ('pending', 'sent', 'failed', 'held', 'folded')
 PAGE_SIZE = 50
+
+
+def webhook_example(org, base):
+    """A JSON webhook's alert body as this organization would get it, built by the code that
+    builds the real ones (the issue and event are made up). Pure."""
+    seen = datetime.datetime(2025, 1, 15, 10, 30)
+    project = {'id': 1, 'slug': 'web', 'name': 'web'}
+    issue = rules.issue_info({
+        'id': 1, 'title': "TypeError: Cannot read property 'foo' of undefined",
+        'type': 'TypeError', 'culprit': 'processData in app.js', 'level': 'error',
+        'status': 'unresolved', 'event_count': 1, 'user_count': 1, 'account_count': 1,
+        'first_seen': seen, 'last_seen': seen}, project, base)
+    event = {'event_id': 'evt_1234567890abcdef', 'environment': 'production',
+             'release': 'v1.2.3'}
+    message = rules.alert_message('new_issue', rules.org_info(org), issue, event, {},
+                                  seen + datetime.timedelta(seconds=1))
+    return orjson.dumps(message['payload'], option=orjson.OPT_INDENT_2).decode()
 
 
 def mask(secret):
@@ -60,7 +81,9 @@ class NotificationPages(Page):
                     test_report=test_report, new_secret=new_secret, mask=mask,
                     email_enabled=send.email_enabled(self.config), config=self.config,
                     modes=rules.MODE_NAMES, levels=rules.LEVELS, weekdays=rules.WEEKDAYS,
-                    triggers=rules.TRIGGER_NAMES, last_digest_at=prefs.last_digest_at)
+                    triggers=rules.TRIGGER_NAMES, last_digest_at=prefs.last_digest_at,
+                    webhook_example=(webhook_example(org, base_url(req, self.config))
+                                     if can_manage else None))
 
     @falcon.before(guard.require_login)
     def on_post(self, req, resp, org_slug):

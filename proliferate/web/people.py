@@ -1,5 +1,5 @@
 """People pages of the issue browser: an organization's members and roles, invite links (shown
-once, only their hash stored), joining through one, the user's read-API tokens, and the user's
+once, only their hash stored), joining through one, the user's API and upload tokens, and the user's
 own account (name, password, other sessions).
 
 Handlers only read; each change runs on the writer through Page.call (see pages.py).
@@ -7,6 +7,7 @@ Handlers only read; each change runs on the writer through Page.call (see pages.
 
 
 import falcon
+from peewee import JOIN
 
 from proliferate import auth
 from proliferate import orgs
@@ -14,6 +15,7 @@ from proliferate.models import ApiToken
 from proliferate.models import Invite
 from proliferate.models import Membership
 from proliferate.models import Organization
+from proliferate.models import Project
 from proliferate.models import User
 from proliferate.orgs import MANAGERS
 from proliferate.orgs import ROLES
@@ -146,7 +148,8 @@ class InvitePage(Page):
 
 
 class Tokens(Page):
-    """/tokens: the user's read-API tokens (shown once at creation) and their revocation."""
+    """/tokens: the user's tokens, read-API (made here, shown once) and upload (made on a
+    project's page), with their last use, and their revocation."""
 
     @falcon.before(guard.require_login)
     def on_get(self, req, resp):
@@ -154,14 +157,18 @@ class Tokens(Page):
 
     def show(self, req, resp, *, new_token=None, error=None, status=falcon.HTTP_200):
         user = guard.current_user(req)
-        tokens = list(ApiToken.select(ApiToken, Organization).join(Organization)
-                      .where(ApiToken.user == user.id, ApiToken.kind == 'read')
+        # Both kinds the user made: read tokens here, upload tokens on a project's Keys & setup
+        # page (listed here too, so one page answers "which of my tokens are still live").
+        tokens = list(ApiToken.select(ApiToken, Organization, Project).join(Organization)
+                      .switch(ApiToken).join(Project, JOIN.LEFT_OUTER)
+                      .where(ApiToken.user == user.id)
                       .order_by(ApiToken.revoked_at.is_null(False), ApiToken.id.desc()))
         if new_token is not None:
             resp.set_header('Cache-Control', 'no-store')
         self.render(req, resp, 'token_list.html', status=status, tokens=tokens,
                     new_token=new_token, error=error,
-                    api_base=base_url(req, self.config) + '/api/v1')
+                    api_base=base_url(req, self.config) + '/api/v1',
+                    openapi_url=urls.openapi())
 
     @falcon.before(guard.require_login)
     def on_post(self, req, resp):

@@ -1,10 +1,12 @@
 """Project pages of the issue browser: an organization's projects (list, create), a project's
-settings (rename, rate limit, delete), its ingest keys with the install snippets, and its
-dropped-event counts.
+settings (rename, rate limit, delete), its ingest keys with the install snippets, its source-map
+upload tokens with the upload command, and its dropped-event counts.
 
 Handlers only read; each change runs on the writer through Page.call (see pages.py).
 """
 
+
+import shlex
 
 import falcon
 from peewee import fn
@@ -14,10 +16,12 @@ from proliferate import regroup
 from proliferate import triage
 from proliferate.ingest.admission import clean_patterns
 from proliferate.ingest.admission import rules_for
+from proliferate.models import ApiToken
 from proliferate.models import DroppedCount
 from proliferate.models import Issue
 from proliferate.models import Project
 from proliferate.models import ProjectKey
+from proliferate.models import User
 from proliferate.orgs import MANAGERS
 from proliferate.web import guard
 from proliferate.web import urls
@@ -147,6 +151,18 @@ Sentry.init({{ dsn: '{dsn}', environment: 'production', release: 'my-app@1.0.0' 
             'sentry_node': node}
 
 
+def upload_command(base, project_slug, token=None):
+    """The shell lines that upload a build's source maps to this server for the project: the
+    token goes in PROLIFERATE_UPLOAD_TOKEN (a CI secret), the release is the version events
+    send. Pure."""
+    secret = (f'export PROLIFERATE_UPLOAD_TOKEN={shlex.quote(token)}' if token else
+              '# PROLIFERATE_UPLOAD_TOKEN: an upload token of this project (a CI secret)')
+    return f"""{secret}
+proliferate sourcemaps upload --server {shlex.quote(base)} --project {shlex.quote(project_slug)} \\
+    --release "$VERSION" --url-prefix '~/static/js' dist/static/js
+"""
+
+
 # -- writes (each runs on the writer) --------------------------------------------------------
 
 
@@ -205,7 +221,7 @@ class ProjectItem(Page):
         self.show(req, resp, project, membership)
 
     def show(self, req, resp, project, membership, *, error=None, status=falcon.HTTP_200,
-             preview=None, pending=None):
+             preview=None, pending=None, new_upload_token=None, upload_error=None):
         keys = list(ProjectKey.select().where(ProjectKey.project == project.id)
                     .order_by(ProjectKey.revoked_at.is_null(False), ProjectKey.id))
         active = [k for k in keys if k.revoked_at is None]
@@ -216,11 +232,19 @@ class ProjectItem(Page):
                 chosen = key
         dropped = list(DroppedCount.select().where(DroppedCount.project == project.id)
                        .order_by(DroppedCount.count.desc()))
+        upload_tokens = list(ApiToken.select(ApiToken, User).join(User)
+                             .where(ApiToken.project == project.id, ApiToken.kind == 'upload')
+                             .order_by(ApiToken.revoked_at.is_null(False), ApiToken.id.desc()))
+        if new_upload_token is not None:
+            resp.set_header('Cache-Control', 'no-store')
+        base = base_url(req, self.config)
         self.render(
             req, resp, 'project_settings.html', status=status, org=project.organization,
             project=project, keys=keys, chosen=chosen, error=error,
-            snippets=(snippets(base_url(req, self.config), chosen.key, project.id) if chosen
-                      else None),
+            snippets=snippets(base, chosen.key, project.id) if chosen else None,
+            upload_tokens=upload_tokens, new_upload_token=new_upload_token,
+            upload_error=upload_error,
+            upload_command=upload_command(base, project.slug, new_upload_token),
             dropped=dropped, drop_reasons=DROP_REASONS, can_manage=membership.role in MANAGERS,
             welcome=req.get_param('welcome') == '1',
             default_rate_limit=self.config.rate_limit_per_minute, preview=preview,
@@ -315,3 +339,23 @@ class ProjectItem(Page):
         # The ingest key cache would trust the key for a few more seconds: not after a revoke.
         self.keys.forget(key)
         raise falcon.HTTPSeeOther(urls.project_settings(project.id, notice='key_revoked'))
+
+    @falcon.before(guard.require_login)
+    def on_post_upload_tokens(self, req, resp, project_id):
+        project, membership = self.project_for(req, project_id, roles=MANAGERS)
+        name = self.form(req).get('name', limit=100)
+        if not name:
+            self.show(req, resp, project, membership, status=falcon.HTTP_400,
+                      upload_error='Name the token after what uses it (e.g. the CI job).')
+            return
+        token = self.call(lambda: orgs.create_upload_token(membership.user_id, project, name))
+        # Shown once, on this response: only the token's hash is stored.
+        self.show(req, resp, project, membership, new_upload_token=token)
+
+    @falcon.before(guard.require_login)
+    def on_post_upload_token_revoke(self, req, resp, project_id, token_id):
+        project, _membership = self.project_for(req, project_id, roles=MANAGERS)
+        if not self.call(lambda: orgs.revoke_upload_token(project.id, token_id, self.clock())):
+            raise falcon.HTTPNotFound()
+        raise falcon.HTTPSeeOther(urls.project_settings(project.id, notice='upload_token_revoked')
+                                  + '#source-maps')

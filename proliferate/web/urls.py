@@ -53,6 +53,11 @@ def token_revoke(token_id):
     return f'/tokens/{int(token_id)}/revoke'
 
 
+def openapi():
+    """The OpenAPI document of every JSON route (served by app.py, not a page)."""
+    return '/api/openapi.json'
+
+
 def invite(token):
     return f'/invite/{part(token)}'
 
@@ -99,6 +104,14 @@ def project_keys(project_id):
 
 def key_revoke(project_id, key_id):
     return f'/projects/{int(project_id)}/keys/{int(key_id)}/revoke'
+
+
+def upload_tokens(project_id):
+    return f'/projects/{int(project_id)}/upload-tokens'
+
+
+def upload_token_revoke(project_id, token_id):
+    return f'/projects/{int(project_id)}/upload-tokens/{int(token_id)}/revoke'
 
 
 def issues_bulk():
