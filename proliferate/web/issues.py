@@ -44,6 +44,7 @@ from proliferate.web import charts
 from proliferate.web import guard
 from proliferate.web import urls
 from proliferate.web.base import Page
+from proliferate.web.base import reader_zone
 
 PAGE_SIZE = 25
 EVENTS_PAGE = 25
@@ -159,8 +160,9 @@ def tag_keys(issue_id, limit=MAX_TAG_KEYS):
     return keys
 
 
-def sparklines(issue_ids, stats, now):
-    """{issue id: inline SVG} from issue_hourly: 24 hourly bars, or 14 daily ones."""
+def sparklines(issue_ids, stats, now, tz=None):
+    """{issue id: inline SVG} from issue_hourly: 24 hourly bars, or 14 daily ones (hours told in
+    tz on hover)."""
     if not issue_ids:
         return {}
     if stats == '14d':
@@ -180,7 +182,8 @@ def sparklines(issue_ids, stats, now):
         else:
             series = charts.hourly_series(rows.get(issue_id, ()), now, 24)
         bars = charts.bars(series, width=SPARK_WIDTH, height=SPARK_HEIGHT)
-        out[issue_id] = charts.sparkline_svg(bars, SPARK_WIDTH, SPARK_HEIGHT, label)
+        out[issue_id] = charts.sparkline_svg(bars, SPARK_WIDTH, SPARK_HEIGHT, label,
+                                             daily=stats == '14d', tz=tz)
     return out
 
 
@@ -490,7 +493,8 @@ class Issues(Page):
             chosen=chosen, filters=filters, issues=rows, search_error=search_error,
             titles={i.id: title_parts(i) for i in rows},
             assignees=assignee_names([i.assignee_id for i in rows]),
-            sparks=sparklines([i.id for i in rows], filters['stats'], now),
+            sparks=sparklines([i.id for i in rows], filters['stats'], now,
+                              reader_zone(req, guard.current_user(req))),
             project_names=project_names,
             environments=tag_values(scope, 'environment'),
             releases=tag_values(scope, 'release', descending=True),
