@@ -124,10 +124,10 @@ def test_a_sparkline_draws_a_zero_line_and_every_slot_tells_its_count():
     assert '2025-01-15 09:00 CET: 0 events' in titles
     assert '2025-01-15 10:00 CET: 50 events' in titles
     assert '2025-01-15 11:00 CET: 3 events' in titles  # the current hour, 10:xx UTC
-    # A single event beside a spike of 50 still gets a visible bar.
-    heights = [float(h) for h in re.findall(r'<rect x="[^"]+" y="[^"]+" width="[^"]+" '
-                                            r'height="([^"]+)"><title>', svg)]
-    assert len(heights) == 3 and min(heights) >= 1
+    # A single event beside a spike of 50 still gets a visible bar (one subpath a bar).
+    shape = re.search(r'<path d="([^"]+)"></path>', svg).group(1)
+    heights = [24 - float(y) for y in re.findall(r'M[\d.]+ ([\d.]+)h', shape)]
+    assert len(heights) == 3 and min(heights) >= 1 and max(heights) == 24
 
 
 def test_the_two_dark_palettes_of_the_stylesheet_match():

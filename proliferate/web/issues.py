@@ -176,14 +176,16 @@ def sparklines(issue_ids, stats, now, tz=None):
         rows.setdefault(issue_id, []).append((hour, count))
     out = {}
     label = 'events in the last 14 days' if stats == '14d' else 'events in the last 24 hours'
+    slots = None
     for issue_id in issue_ids:
         if stats == '14d':
             series = charts.daily_series(rows.get(issue_id, ()), now, 14)
         else:
             series = charts.hourly_series(rows.get(issue_id, ()), now, 24)
         bars = charts.bars(series, width=SPARK_WIDTH, height=SPARK_HEIGHT)
-        out[issue_id] = charts.sparkline_svg(bars, SPARK_WIDTH, SPARK_HEIGHT, label,
-                                             daily=stats == '14d', tz=tz)
+        if slots is None:  # every row covers the same hours or days
+            slots = charts.spark_slots(bars, SPARK_HEIGHT, stats == '14d', tz)
+        out[issue_id] = charts.sparkline_svg(bars, SPARK_WIDTH, SPARK_HEIGHT, label, slots=slots)
     return out
 
 
