@@ -162,7 +162,7 @@
   });
 
   // Keyboard shortcuts, as on most trackers. In a list: j/k move a visible selection, o or
-  // Enter opens it, x selects it, e resolves, i ignores and a assigns to me it (or the rows
+  // Enter opens it, x selects it, e resolves, i ignores and a assigns it to me (or the rows
   // ticked); on an issue, j/k open the older/newer event and e and i act on it; everywhere /
   // searches and ? lists the keys. Never while typing in a field.
   var search = document.querySelector('[data-search]');

@@ -116,9 +116,9 @@ def error_page_user(req, status):
 def reader_zone(req, user):
     """The ZoneInfo the pages show this reader's times in: the account's chosen zone, else the
     browser's (its cookie), else None (UTC)."""
-    chosen = getattr(user, 'timezone', None)
-    if chosen and templating.zone(chosen) is not None:
-        return templating.zone(chosen)
+    chosen = templating.zone(getattr(user, 'timezone', None))
+    if chosen is not None:
+        return chosen
     values = req.get_cookie_values(ZONE_COOKIE) or ()
     return templating.zone(values[0]) if values else None
 
