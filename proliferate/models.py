@@ -31,6 +31,9 @@ class User(BaseModel):
     password_hash = peewee.CharField(null=True)
     is_admin = peewee.BooleanField(default=False)
     created_at = peewee.DateTimeField(default=utcnow)
+    theme = peewee.CharField(default='system')  # system | light | dark
+    # An IANA zone name the pages show times in; None: not chosen (the browser's, else UTC).
+    timezone = peewee.CharField(null=True)
 
 
 class Membership(BaseModel):

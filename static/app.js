@@ -8,6 +8,23 @@
     return Array.prototype.slice.call((root || document).querySelectorAll(selector));
   }
 
+  // The browser's time zone, for the server to show times in when the account has not chosen
+  // one: a cookie (a name such as Europe/Paris, nothing secret), written only when it changes.
+  // Without this script the pages stay in UTC.
+  (function () {
+    var zone = '';
+    try {
+      zone = Intl.DateTimeFormat().resolvedOptions().timeZone || '';
+    } catch (error) {
+      return;
+    }
+    if (!/^[A-Za-z][A-Za-z0-9_+\-]*(\/[A-Za-z0-9_+\-]+){0,2}$/.test(zone) || zone.length > 64) return;
+    var now = document.cookie.match(/(?:^|;\s*)proliferate_tz=([^;]*)/);
+    if (now && now[1] === zone) return;
+    document.cookie = 'proliferate_tz=' + zone + '; path=/; max-age=31536000; SameSite=Lax' +
+      (window.location.protocol === 'https:' ? '; Secure' : '');
+  })();
+
   // Filters apply as soon as a select changes.
   all('form[data-autosubmit]').forEach(function (form) {
     all('select', form).forEach(function (select) {
@@ -112,6 +129,31 @@
     selection.addRange(range);
   }
 
+  // Charts: one tab stop; arrow keys move between bars, and the focused or hovered bar's span
+  // and count show under the chart (the same text is each bar's title and accessible name).
+  all('svg[data-chart]').forEach(function (chart) {
+    var slots = all('rect.slot', chart);
+    var tip = chart.parentNode.parentNode.querySelector('[data-chart-tip]');
+    function show(slot) {
+      if (!tip) return;
+      tip.textContent = slot.getAttribute('data-tip');
+      tip.hidden = false;
+    }
+    slots.forEach(function (slot, index) {
+      slot.addEventListener('focus', function () { show(slot); });
+      slot.addEventListener('mouseenter', function () { show(slot); });
+      slot.addEventListener('keydown', function (event) {
+        var step = {ArrowLeft: -1, ArrowRight: 1, Home: -index, End: slots.length - 1 - index}[event.key];
+        if (step === undefined) return;
+        event.preventDefault();
+        var next = slots[Math.max(0, Math.min(slots.length - 1, index + step))];
+        slot.setAttribute('tabindex', '-1');
+        next.setAttribute('tabindex', '0');
+        next.focus();
+      });
+    });
+  });
+
   // A second thought before revoking or removing.
   all('form[data-confirm]').forEach(function (form) {
     form.addEventListener('submit', function (event) {
@@ -120,23 +162,36 @@
   });
 
   // Keyboard shortcuts, as on most trackers. In a list: j/k move a visible selection, o or
-  // Enter opens it, x selects it, e resolves and i ignores it (or the rows ticked); on an issue,
-  // e and i act on it; everywhere / searches and ? lists the keys. Never while typing in a field.
+  // Enter opens it, x selects it, e resolves, i ignores and a assigns it to me (or the rows
+  // ticked); on an issue, j/k open the older/newer event and e and i act on it; everywhere /
+  // searches and ? lists the keys. Never while typing in a field.
   var search = document.querySelector('[data-search]');
   var bulk = document.querySelector('form[data-bulk]');
   var rows = bulk ? all('tr.issue-row', bulk) : [];
   var current = -1;
   var dialog = null;
 
-  var KEYS = [
+  var eventNav = document.querySelector('nav.event-nav');
+  var KEYS = bulk ? [
     ['j / k', 'next / previous issue'],
     ['o or Enter', 'open the selected issue'],
     ['x', 'tick the selected issue'],
     ['e', 'resolve (the ticked issues, else the selected one)'],
     ['i', 'ignore (the ticked issues, else the selected one)'],
+    ['a', 'assign to me (the ticked issues, else the selected one)'],
     ['/', 'search'],
     ['?', 'this list']
-  ];
+  ] : [
+    eventNav && ['j / k', 'older / newer event'],
+    document.querySelector('form input[name=status]') && ['e / i', 'resolve / ignore this issue'],
+    search && ['/', 'search'],
+    ['?', 'this list']
+  ].filter(Boolean);
+
+  function followEvent(rel) {
+    var link = eventNav && eventNav.querySelector('a[rel="' + rel + '"]');
+    if (link) window.location.assign(link.href);
+  }
 
   function typing(target) {
     var tag = (target && target.tagName) || '';
@@ -233,6 +288,10 @@
       showKeys();
     } else if ((key === 'j' || key === 'k') && rows.length) {
       move(key === 'j' ? 1 : -1);
+    } else if ((key === 'j' || key === 'k') && eventNav) {
+      followEvent(key === 'j' ? 'prev' : 'next');
+    } else if (key === 'a' && bulk) {
+      act('assign_me', null);
     } else if (key === 'o' && current >= 0) {
       openCurrent();
     } else if (key === 'x' && current >= 0) {

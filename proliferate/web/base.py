@@ -47,12 +47,18 @@ NOTICES = {
     'account_saved': 'Account saved.',
     'password_changed': 'Password changed; your other sessions were signed out.',
     'signed_out_elsewhere': 'Your other sessions were signed out.',
+    'display_saved': 'Display settings saved.',
     'notifications_saved': 'Notification settings saved.',
     'email_choice_saved': 'Your email choice was saved.',
     'webhook_deleted': 'Webhook deleted.',
     'webhook_paused': 'Webhook paused: nothing is sent to it until you resume it.',
     'webhook_resumed': 'Webhook resumed.',
 }
+
+# The browser's time zone, set by app.js (an IANA name, no secret): what pages show times in when
+# the reader has not chosen a zone on the account page. A cookie rather than a stored setting, so a
+# laptop that travels shows the zone it is in, and a page without script falls back to UTC.
+ZONE_COOKIE = 'proliferate_tz'
 
 _HOST = re.compile(r'^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$')
 
@@ -91,7 +97,7 @@ def error_serializer(templates, json_serializer):
             description=exception.description or '', user=user,
             org=memberships[0].organization if memberships else None, memberships=memberships,
             csrf_token=guard.csrf_token(req, resp) if user else '', path=req.relative_uri,
-            now=utcnow(), notice=None)
+            now=utcnow(), notice=None, tz=reader_zone(req, user))
     return serialize
 
 
@@ -106,6 +112,16 @@ def error_page_user(req, status):
         return (user, memberships_of(user.id)) if user is not None else (None, [])
     except peewee.PeeweeException:
         return None, []
+
+
+def reader_zone(req, user):
+    """The ZoneInfo the pages show this reader's times in: the account's chosen zone, else the
+    browser's (its cookie), else None (UTC)."""
+    chosen = templating.zone(getattr(user, 'timezone', None))
+    if chosen is not None:
+        return chosen
+    values = req.get_cookie_values(ZONE_COOKIE) or ()
+    return templating.zone(values[0]) if values else None
 
 
 def memberships_of(user_id):
@@ -163,7 +179,7 @@ class Page:
             resp, self.templates.get_template(name),
             user=user, memberships=memberships, org=org, role=role,
             csrf_token=guard.csrf_token(req, resp), path=req.relative_uri, now=self.clock(),
-            notice=NOTICES.get(req.get_param('notice') or ''),
+            notice=NOTICES.get(req.get_param('notice') or ''), tz=reader_zone(req, user),
             attention=self.attention_for(user), **ctx)
 
     def attention_for(self, user):

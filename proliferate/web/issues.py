@@ -45,6 +45,7 @@ from proliferate.web import guard
 from proliferate.web import releases
 from proliferate.web import urls
 from proliferate.web.base import Page
+from proliferate.web.base import reader_zone
 
 PAGE_SIZE = 25
 EVENTS_PAGE = 25
@@ -160,8 +161,9 @@ def tag_keys(issue_id, limit=MAX_TAG_KEYS):
     return keys
 
 
-def sparklines(issue_ids, stats, now):
-    """{issue id: inline SVG} from issue_hourly: 24 hourly bars, or 14 daily ones."""
+def sparklines(issue_ids, stats, now, tz=None):
+    """{issue id: inline SVG} from issue_hourly: 24 hourly bars, or 14 daily ones (hours told in
+    tz on hover)."""
     if not issue_ids:
         return {}
     if stats == '14d':
@@ -175,13 +177,16 @@ def sparklines(issue_ids, stats, now):
         rows.setdefault(issue_id, []).append((hour, count))
     out = {}
     label = 'events in the last 14 days' if stats == '14d' else 'events in the last 24 hours'
+    slots = None
     for issue_id in issue_ids:
         if stats == '14d':
             series = charts.daily_series(rows.get(issue_id, ()), now, 14)
         else:
             series = charts.hourly_series(rows.get(issue_id, ()), now, 24)
         bars = charts.bars(series, width=SPARK_WIDTH, height=SPARK_HEIGHT)
-        out[issue_id] = charts.sparkline_svg(bars, SPARK_WIDTH, SPARK_HEIGHT, label)
+        if slots is None:  # every row covers the same hours or days
+            slots = charts.spark_slots(bars, SPARK_HEIGHT, stats == '14d', tz)
+        out[issue_id] = charts.sparkline_svg(bars, SPARK_WIDTH, SPARK_HEIGHT, label, slots=slots)
     return out
 
 
@@ -491,7 +496,8 @@ class Issues(Page):
             chosen=chosen, filters=filters, issues=rows, search_error=search_error,
             titles={i.id: title_parts(i) for i in rows},
             assignees=assignee_names([i.assignee_id for i in rows]),
-            sparks=sparklines([i.id for i in rows], filters['stats'], now),
+            sparks=sparklines([i.id for i in rows], filters['stats'], now,
+                              reader_zone(req, guard.current_user(req))),
             project_names=project_names,
             environments=tag_values(scope, 'environment'),
             releases=tag_values(scope, 'release', descending=True),

@@ -20,6 +20,7 @@ from proliferate.models import User
 from proliferate.orgs import MANAGERS
 from proliferate.orgs import ROLES
 from proliferate.web import guard
+from proliferate.web import templating
 from proliferate.web import urls
 from proliferate.web.base import Page
 from proliferate.web.base import base_url
@@ -195,12 +196,31 @@ class Tokens(Page):
         raise falcon.HTTPSeeOther(urls.with_query(urls.tokens(), {'notice': 'token_revoked'}))
 
 
+def display_choice(form):
+    """(theme, time zone name or None) from the account page's display form; orgs.Refused names
+    what is wrong."""
+    theme = form.get('theme') or 'system'
+    if theme not in templating.THEMES:
+        raise orgs.Refused('Choose a theme: system, light or dark.')
+    name = form.get('timezone', limit=200)
+    if not name:
+        return theme, None
+    if templating.zone(name) is None:
+        raise orgs.Refused(f'Unknown time zone: {name[:64]}. Use a name such as Europe/Paris, '
+                           'or leave it empty for the browser\'s.')
+    return theme, name
+
+
 class Account(Page):
-    """/account: name, password, signing out other sessions."""
+    """/account: name, password, signing out other sessions, theme and time zone."""
 
     @falcon.before(guard.require_login)
     def on_get(self, req, resp):
-        self.render(req, resp, 'account.html', error=None)
+        self.show(req, resp)
+
+    def show(self, req, resp, *, error=None, status=falcon.HTTP_200):
+        self.render(req, resp, 'account.html', status=status, error=error,
+                    themes=templating.THEMES, zones=templating.zone_names())
 
     @falcon.before(guard.require_login)
     def on_post(self, req, resp):
@@ -220,7 +240,7 @@ class Account(Page):
                 password = form.get('password', strip=False)
                 orgs.check_password(password, form.get('password_confirm', strip=False))
             except orgs.Refused as error:
-                self.render(req, resp, 'account.html', status=falcon.HTTP_400, error=str(error))
+                self.show(req, resp, error=str(error), status=falcon.HTTP_400)
                 return
             password_hash = auth.hash_password(password)
 
@@ -231,6 +251,16 @@ class Account(Page):
             self.call(change)
             raise falcon.HTTPSeeOther(urls.with_query(urls.account(),
                                                       {'notice': 'password_changed'}))
+        if action == 'display':
+            try:
+                theme, zone_name = display_choice(form)
+            except orgs.Refused as error:
+                self.show(req, resp, error=str(error), status=falcon.HTTP_400)
+                return
+            self.call(lambda: User.update(theme=theme, timezone=zone_name)
+                      .where(User.id == user.id).execute())
+            raise falcon.HTTPSeeOther(urls.with_query(urls.account(),
+                                                      {'notice': 'display_saved'}))
         name = form.get('name', limit=100)
         self.call(lambda: User.update(name=name).where(User.id == user.id).execute())
         raise falcon.HTTPSeeOther(urls.with_query(urls.account(), {'notice': 'account_saved'}))

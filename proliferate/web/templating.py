@@ -6,13 +6,17 @@ filters here return plain strings (never Markup) so nothing they produce skips e
 """
 
 import datetime
+import functools
 import json
+import re
+import zoneinfo
 from urllib.parse import urlsplit
 
 import falcon
 from jinja2 import Environment
 from jinja2 import FileSystemLoader
 from jinja2 import StrictUndefined
+from jinja2 import pass_context
 from jinja2 import select_autoescape
 from markupsafe import Markup
 
@@ -52,12 +56,69 @@ def make_environment(directory):
         lstrip_blocks=True,
     )
     env.globals.update(static=static, urls=urls, nav=NAV, project_nav=PROJECT_NAV,
-                       user_nav=USER_NAV, version=__version__, chart_axis=charts.axis)
+                       user_nav=USER_NAV, version=__version__, chart_axis=charts.axis,
+                       zone_label=zone_label, chart_bar_label=charts.bar_label,
+                       chart_time_labels=charts.time_labels)
     env.filters.update(
-        ago=ago, exact=exact, isoz=isoz, number=number, compact=compact, when=when,
-        pretty_json=pretty_json, crumb_time=crumb_time, http_url=http_url, plural=plural,
+        ago=ago, exact=exact_filter, isoz=isoz, number=number, compact=compact,
+        when=when_filter, pretty_json=pretty_json, crumb_time=crumb_time_filter,
+        http_url=http_url, plural=plural,
     )
     return env
+
+
+# -- the reader's time zone ------------------------------------------------------------------
+# Pages show times in the reader's zone (`tz` in the render context, a ZoneInfo; UTC when a
+# template is rendered without one, as e-mails and error pages are). The database and the JSON
+# API stay in UTC: only these filters convert.
+
+UTC = datetime.UTC
+THEMES = ('system', 'light', 'dark')
+# The shape of an IANA name (Europe/Paris, America/Argentina/Buenos_Aires, Etc/GMT+5): checked
+# before zoneinfo sees the text, which a cookie or a form may carry.
+_ZONE_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}$')
+
+
+def zone(name):
+    """The ZoneInfo of an IANA name, or None when name is not one this system knows."""
+    if not isinstance(name, str) or len(name) > 64 or not _ZONE_NAME.match(name):
+        return None
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+@functools.cache
+def zone_names():
+    """Every IANA zone name this system knows, sorted (the account page's suggestions)."""
+    return tuple(sorted(name for name in zoneinfo.available_timezones()
+                        if (_ZONE_NAME.match(name) and '/' in name) or name == 'UTC'))
+
+
+def local(value, tz):
+    """A naive UTC datetime (what the database holds) as an aware one in tz (UTC when None)."""
+    return value.replace(tzinfo=UTC).astimezone(tz or UTC)
+
+
+def zone_label(tz):
+    """The name a page gives tz: its IANA key (UTC when None)."""
+    return getattr(tz, 'key', None) or 'UTC'
+
+
+@pass_context
+def exact_filter(context, value):
+    return exact(value, context.get('tz'))
+
+
+@pass_context
+def when_filter(context, value, now):
+    return when(value, now, context.get('tz'))
+
+
+@pass_context
+def crumb_time_filter(context, value):
+    return crumb_time(value, context.get('tz'))
 
 
 def render(resp, template, **ctx):
@@ -77,10 +138,12 @@ def isoz(value):
     return value.replace(microsecond=0).isoformat() + 'Z'
 
 
-def exact(value):
+def exact(value, tz=None):
+    """'2025-01-15 11:30:00 CET': the instant in tz (UTC when None), its zone named."""
     if value is None:
         return ''
-    return value.strftime('%Y-%m-%d %H:%M:%S UTC')
+    shown = local(value, tz)
+    return shown.strftime('%Y-%m-%d %H:%M:%S ') + (shown.tzname() or zone_label(tz))
 
 
 def ago(value, now):
@@ -106,12 +169,14 @@ def ago(value, now):
     return plural(int(days / 365.25), 'year') + ' ago'
 
 
-def when(value, now):
-    """<time> with the relative time, the exact one on hover. Markup built from a datetime of
-    ours only (never event text); a filter, not a macro, because lists print it per row."""
+def when(value, now, tz=None):
+    """<time> with the relative time, the exact one (in tz) on hover; its datetime attribute stays
+    UTC. Markup built from a datetime of ours only (never event text); a filter, not a macro,
+    because lists print it per row."""
     if value is None:
         return Markup('<span class="muted">never</span>')
-    return Markup(f'<time datetime="{isoz(value)}" title="{exact(value)}">{ago(value, now)}</time>')  # noqa: S704 (markup built from numbers and escaped values only)
+    title = Markup.escape(exact(value, tz))
+    return Markup(f'<time datetime="{isoz(value)}" title="{title}">{ago(value, now)}</time>')  # noqa: S704 (markup built from numbers and escaped values only)
 
 
 def plural(count, word, words=None):
@@ -136,21 +201,25 @@ def pretty_json(value):
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
 
 
-def crumb_time(value):
-    """A breadcrumb's timestamp (epoch ms or s, or an ISO string) -> 'HH:MM:SS.mmm' UTC."""
+def crumb_time(value, tz=None):
+    """A breadcrumb's timestamp (epoch ms or s, or an ISO string) -> 'HH:MM:SS.mmm' in tz (UTC
+    when None; an ISO string without an offset is taken as UTC)."""
     if isinstance(value, bool) or value is None:
         return ''
     if isinstance(value, (int, float)):
         seconds = value / 1000 if value > 1e11 else value
         try:
-            stamp = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+            stamp = datetime.datetime.fromtimestamp(seconds, UTC).astimezone(tz or UTC)
         except (OverflowError, OSError, ValueError):
             return str(value)
         return stamp.strftime('%H:%M:%S.') + f'{stamp.microsecond // 1000:03d}'
     text = str(value)
     try:
         stamp = datetime.datetime.fromisoformat(text.replace('Z', '+00:00'))
-    except ValueError:
+        if stamp.tzinfo is None:
+            stamp = stamp.replace(tzinfo=UTC)
+        stamp = stamp.astimezone(tz or UTC)
+    except (ValueError, OverflowError):
         return text[:32]
     return stamp.strftime('%H:%M:%S.') + f'{stamp.microsecond // 1000:03d}'
 
