@@ -104,11 +104,19 @@ def main(argv=None):
     parser.add_argument('--database', required=True, help='path of the SQLite file')
     parser.add_argument('--threads', type=int, default=16)
     parser.add_argument('--synchronous', default='FULL', choices=('OFF', 'NORMAL', 'FULL', 'EXTRA'))
+    # Waitress's own defaults (100 connections, a backlog of 1,024, select()) unless a limit is
+    # given: the connection benchmark runs both servers with proliferate's limits, and then with
+    # poll(), as proliferate does (select() cannot watch a descriptor above 1,023).
+    parser.add_argument('--connection-limit', type=int, default=None)
+    parser.add_argument('--backlog', type=int, default=None)
     args = parser.parse_args(argv)
     store = Store(args.database, args.synchronous)
     signal.signal(signal.SIGTERM, _stop)
+    limits = {name: value for name, value in (('connection_limit', args.connection_limit),
+                                              ('backlog', args.backlog)) if value is not None}
     server = waitress.create_server(create_app(store), host=args.host, port=args.port,
-                                    threads=args.threads)
+                                    threads=args.threads, asyncore_use_poll=bool(limits),
+                                    **limits)
     try:
         server.run()
     finally:

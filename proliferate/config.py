@@ -41,7 +41,9 @@ SETTINGS = (
     ('database_url', str, 'sqlite:///proliferate.db',
      'Peewee database URL: sqlite:///relative.db, sqlite:////absolute/path.db or postgresql://...'),
     ('base_url', str, '', 'Public URL of this server, used in links in emails and snippets.'),
-    ('threads', int, 16, 'Waitress worker threads (each waits for its events to be committed).'),
+    ('threads', int, 16,
+     'Waitress worker threads (each waits for its events to be committed). 16 serve 1,000 '
+     'client connections without an error; more did not store measurably more on 2 cores.'),
     ('connection_limit', int, 4000,
      'Waitress: most connections open at once; past it new connections wait in the listen '
      'backlog (1,024) until one closes. 1,000 slow or silent clients leave others unhindered '

@@ -279,3 +279,48 @@ def test_pipeline_bench_runs_and_reports_a_figure(capsys):
         assert micros > 0
         assert re.search(rf'request-side pipeline, {mix} mix: [\d.]+ us per event',
                          capsys.readouterr().out)
+
+
+def test_wrk_script_posts_the_realistic_event_with_new_ids_per_request():
+    import wrk_ingest  # bench/wrk_ingest.py
+
+    script = wrk_ingest.lua_script(API_KEY, 42000)
+    assert f'["X-API-Key"] = [==[{API_KEY}]==]' in script
+    # The slots the script fills on every request, and nothing left unfilled in the event.
+    names = next(line for line in script.splitlines() if line.startswith('local names = '))
+    assert set(re.findall(r'"(\w+)"', names)) == {'EVENT_ID', 'USER', 'ACCOUNT', 'SESSION',
+                                                   'WINDOW'}
+    assert '@@' not in script
+    assert '"stack":"TypeError: Cannot read properties of undefined' in script
+    assert 'string.format("%08x%08x%08x%08x", 42000, tid' in script
+    assert wrk_ingest.REPORT_MARK in script
+
+
+def test_wrk_bench_without_wrk_says_so_and_measures_nothing(monkeypatch, capsys):
+    import wrk_ingest  # bench/wrk_ingest.py
+
+    monkeypatch.setattr(wrk_ingest.shutil, 'which', lambda name: None)
+    assert wrk_ingest.main(['--connections', '32', '--seconds', '1']) == 0
+    assert 'wrk is not installed' in capsys.readouterr().out
+
+
+def test_wrk_report_gives_each_run_its_ratio_to_the_ceiling():
+    import wrk_ingest  # bench/wrk_ingest.py
+
+    def row(server, rate, errors=None):
+        return {'server': server, 'threads': 16, 'connections': 256, 'acked': 1000,
+                'ev_per_s': rate, 'p50_ms': 1.0, 'p99_ms': 2.0, 'max_ms': 3.0, 'refused': 0,
+                'errors': errors or {}, 'cpu_us_per_event': 900, 'srv_cpu_percent': 95,
+                'load_average': 0.5}
+
+    def summary(server, acked, stored):
+        return {'server': server, 'threads': 16, 'exit_code': 0, 'acked': acked,
+                'stored': stored, 'peak_rss_mb': 80, 'queue_warnings': 0}
+
+    report = wrk_ingest.format_report('settings', [
+        ([row('baseline', 800.0)], summary('baseline', 1000, 1000)),
+        ([row('proliferate', 600.0, {'timeout': 3})], summary('proliferate', 1000, 990))])
+    lines = report.splitlines()
+    assert any(line.startswith('proliferate') and ' 75% ' in line and 'timeout 3' in line
+               for line in lines)
+    assert 'PROBLEM' in lines[-1] and lines[-2].endswith(': ok')
