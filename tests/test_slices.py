@@ -198,7 +198,12 @@ def test_list_rows_show_the_slice_and_the_total(client, browser, web, clock):
     assert cell(page, a, 'events') == ('10 events', '10')
     assert 'Totals over every event' in page
     page = browser.get(urls.project_issues(web.id, period='24h')).text
-    assert cell(page, a, 'events')[0] == '5 events last 24 hours, 10 in all'
+    assert cell(page, a, 'events')[0] == '5 events in the last 24 hours, 10 in all'
+    assert 'Events, users and accounts in the last 24 hours' in page
+    page = browser.get(urls.project_issues(web.id, query='last_seen:-90m')).text
+    since = on_the_hour(clock() - datetime.timedelta(minutes=90))
+    assert cell(page, a, 'events')[0] == (f'5 events since {since:%Y-%m-%d %H:00} UTC, '
+                                          '10 in all')
     page = browser.get(urls.project_issues(web.id, query='release:v2 env:staging')).text
     assert cell(page, a, 'events')[0] == '2 events in staging, in release v2, 10 in all'
     # Without a slice, the totals as before.
@@ -301,3 +306,12 @@ def test_api_counts_the_slice_beside_the_totals(live_server, project, api, clock
     assert rows == {'TypeError': (4, 3, 1, 4), 'RangeError': (1, 1, 0, 1)} and not reply['slice']
     status, _headers, reply = api.request('GET', f'{path}?period=1y')
     assert status == 400 and reply['detail'].startswith('period:')
+
+
+def test_a_hostile_environment_is_escaped_in_the_label_and_the_sparkline(client, browser, web,
+                                                                         clock):
+    send(client, one(web.key, 'TypeError', clock(), '<b>x</b>', 'v1', 'u1'))
+    page = browser.get(urls.project_issues(web.id, query='env:<b>x</b>')).text
+    assert 'Events, users and accounts in &lt;b&gt;x&lt;/b&gt;' in page
+    assert 'events in &lt;b&gt;x&lt;/b&gt; in the last 24 hours' in page
+    assert '<b>x</b>' not in page

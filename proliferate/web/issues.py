@@ -209,8 +209,8 @@ def sparklines(issue_ids, stats, now, piece=None):
 
 
 def slice_label(piece):
-    """'in staging, release 1.2.0, last 24 hours': what a slice's counts are, in words ('' for
-    none)."""
+    """'in staging, in release 1.2.0, in the last 24 hours': what a slice's counts are, in words
+    ('' for none)."""
     if piece is None:
         return ''
     parts = []
@@ -221,7 +221,8 @@ def slice_label(piece):
     if piece.since is not None:
         period = piece.age[1:] if piece.age and piece.age.startswith('-') else ''
         named = dict(PERIOD_LABELS).get(period)
-        parts.append(named.lower() if named else f'since {piece.since:%Y-%m-%d %H:00} UTC')
+        parts.append(f'in the {named.lower()}' if named
+                     else f'since {piece.since:%Y-%m-%d %H:00} UTC')
     return ', '.join(parts)
 
 
