@@ -2,8 +2,8 @@
 default) and measure the server time of the issue list and the issue page (p50/p95/max).
 
 The database is written directly (executemany in big transactions), with the aggregates the
-writer keeps (issue counts, issue_hourly, issue_tag, issue_user, issue_account) consistent with
-the events, and realistic stored payloads (normalised documented-shape events through
+writer keeps (issue counts, issue_hourly, issue_tag, issue_user, issue_account, issue_slice,
+issue_slice_person) consistent with the events, and realistic stored payloads (normalised documented-shape events through
 proliferate.payload.encode_event). Pages are timed in-process through falcon's test client:
 routing, session lookup, queries and templates, without the network.
 
@@ -180,6 +180,8 @@ def build(path, *, events_total, issues_total, seed=1, log=print):
     log(f'  encoded {len(issues) * VARIANTS:,} payloads ({time.monotonic() - started:.1f} s)')
 
     hourly = collections.Counter()
+    slices = collections.Counter()
+    slice_people = {}
     tags = {}
     users = {}
     accounts = {}
@@ -221,6 +223,7 @@ def build(path, *, events_total, issues_total, seed=1, log=print):
             browser, _agent, system = BROWSERS[rng.randrange(len(BROWSERS))]
             environment = 'production' if rng.random() < 0.85 else 'staging'
             url = 'https://app.example.com' + PAGES[(index + rng.randrange(3)) % len(PAGES)]
+            slices[issue_id, environment, release, hour] += 1
             for key, value in (('environment', environment), ('release', release),
                                ('browser', browser), ('os', system), ('url', url)):
                 row = tags.get((issue_id, key, value))
@@ -232,7 +235,10 @@ def build(path, *, events_total, issues_total, seed=1, log=print):
             if rng.random() < 0.8:
                 spread = 200 + issues[index]['count'] // 5
                 person = (index * 7919 + int(rng.expovariate(1 / spread))) % USERS
-                for store, key in ((users, person), (accounts, person % ACCOUNTS)):
+                for store, key, kind, name in (
+                        (users, person, 'user', f'user_{person:05d}'),
+                        (accounts, person % ACCOUNTS, 'account', f'acct_{person % ACCOUNTS:04d}')):
+                    slice_people[issue_id, kind, environment, release, name] = hour
                     row = store.get((issue_id, key))
                     if row is None:
                         store[issue_id, key] = [1, stamp, stamp]
@@ -290,6 +296,7 @@ def build(path, *, events_total, issues_total, seed=1, log=print):
             '"first_seen", "last_seen") VALUES (?, ?, ?, ?, ?, ?)',
             [(i, f'acct_{a:04d}', f'Customer {a:04d} Ltd', n, str(f), str(la))
              for (i, a), (n, f, la) in accounts.items()])
+        write_slices(conn, slices, slice_people)
         conn.execute('COMMIT')
         broken = conn.execute('PRAGMA foreign_key_check').fetchall()
         if broken:
@@ -298,9 +305,22 @@ def build(path, *, events_total, issues_total, seed=1, log=print):
         conn.execute('ANALYZE')
         conn.execute('PRAGMA wal_checkpoint(TRUNCATE)')
         log(f'  aggregates: {len(hourly):,} hourly, {len(tags):,} tag, {len(users):,} user, '
-            f'{len(accounts):,} account rows ({time.monotonic() - started:.1f} s)')
+            f'{len(accounts):,} account, {len(slices):,} slice, {len(slice_people):,} slice '
+            f'person rows ({time.monotonic() - started:.1f} s)')
     db.database.close()
     return {'seconds': time.monotonic() - started}
+
+
+def write_slices(conn, slices, slice_people):
+    """issue_slice and issue_slice_person, as the writer keeps them."""
+    conn.executemany(
+        'INSERT INTO "issue_slice" ("issue_id", "environment", "release", "hour", '
+        '"event_count") VALUES (?, ?, ?, ?, ?)',
+        [(i, e, r, str(h), n) for (i, e, r, h), n in slices.items()])
+    conn.executemany(
+        'INSERT INTO "issue_slice_person" ("issue_id", "kind", "environment", "release", '
+        '"person_key", "last_seen") VALUES (?, ?, ?, ?, ?, ?)',
+        [(*key, str(h)) for key, h in slice_people.items()])
 
 
 def facts(path):
@@ -337,8 +357,12 @@ def scenarios(f, rng):
         'list: sort by events': lambda i: base + '?sort=events',
         'list: sort by users': lambda i: base + '?sort=users',
         'list: status all, 14-day graphs': lambda i: base + '?status=all&stats=14d',
-        'list: environment = staging': lambda i: base + '?environment=staging',
+        # Filtered lists show each issue's events, users and accounts of the filter's slice.
+        'list: environment = staging': lambda i: base + '?query=env:staging',
         'list: release filter': lambda i: base + f'?release={RELEASES[i % len(RELEASES)]}',
+        'list: production, sort by events': lambda i: base + '?query=env:production&sort=events',
+        'list: staging, last 24 hours': lambda i: base + '?query=env:staging+last_seen:-24h',
+        'list: last 30 days, sort by events': lambda i: base + '?period=30d&sort=events',
         'list: text search': lambda i: base + f'?query={NOUNS[i % len(NOUNS)].lower()}',
         'list: user: search': lambda i: base + f'?query=user:user_{(i * 37) % USERS:05d}',
         'list: last 24 hours': lambda i: base + '?period=24h',

@@ -10,6 +10,7 @@ from proliferate import issues
 from proliferate import jsonapi
 from proliferate import orgs
 from proliferate import search
+from proliferate import slices
 from proliferate import triage
 from proliferate.models import DroppedCount
 from proliferate.models import Event
@@ -112,20 +113,57 @@ class ProjectIssues(Resource):
         sort = req.get_param('sort') or 'last_seen'
         if sort not in search.SORTS:
             raise falcon.HTTPBadRequest(description='sort: must be one of ' + ', '.join(search.SORTS))
+        now = self.clock()
+        query = with_params(req)
         try:
             matching = search.filter_issues(
-                [project.id], status=status, environment=req.get_param('environment'),
-                release=req.get_param('release'), level=req.get_param('level'),
-                query=req.get_param('query'), viewer_id=token.user_id)
+                [project.id], status=status, level=req.get_param('level'), query=query,
+                viewer_id=token.user_id, now=now)
         except search.UnknownTerm as error:
             raise falcon.HTTPBadRequest(description=f'query: {error}') from None
         rows, next_cursor = search.page_issues(
             matching, sort=sort, cursor=req.get_param('cursor'),
             limit=query_int(req, 'limit', 50, 1, MAX_LIMIT))
         prints = issues.fingerprints_of([i.id for i in rows])
+        body = [issues.issue_json(i, prints.get(i.id, [])) for i in rows]
+        piece = search.slice_of(query, now)
+        sliced = slices.counts(rows, piece) if piece is not None else {}
+        for item in body:
+            item.update(slice_json(item, sliced.get(item['id'])))
         # total: one COUNT over the same filtered query (every page of it, not only this one).
-        jsonapi.send(resp, {'issues': [issues.issue_json(i, prints.get(i.id, [])) for i in rows],
-                            'next': next_cursor, 'total': matching.count()})
+        jsonapi.send(resp, {'issues': body, 'next': next_cursor, 'total': matching.count(),
+                            'slice': None if piece is None else {
+                                'environment': piece.environment, 'release': piece.release,
+                                'since': iso(piece.since)}})
+
+
+def with_params(req):
+    """The query with the environment, release and period parameters as its terms (each must
+    hold, as the terms do); a period other than the list's is a 400."""
+    query = req.get_param('query') or ''
+    period = req.get_param('period')
+    if period and period not in search.PERIODS:
+        raise falcon.HTTPBadRequest(description='period: must be one of '
+                                                + ', '.join(search.PERIODS))
+    terms = [search.format_term(key, value) for key, value in (
+        ('environment', req.get_param('environment')), ('release', req.get_param('release')),
+        ('last_seen', f'-{period}' if period else None)) if value]
+    # Ahead of the query's own: a slice is named by the first term of its key.
+    return ' '.join([*terms, query])[:1500]
+
+
+def slice_json(item, counts):
+    """The list's counts of an issue: those of the slice when there is one (counts), and its
+    totals over every event beside them."""
+    out = {'total_event_count': item['event_count'], 'total_user_count': item['user_count'],
+           'total_account_count': item['account_count'],
+           'user_count_capped': False, 'account_count_capped': False}
+    if counts is not None:
+        out.update({'event_count': counts['events'], 'user_count': counts['users'],
+                    'account_count': counts['accounts'],
+                    'user_count_capped': counts['more_users'],
+                    'account_count_capped': counts['more_accounts']})
+    return out
 
 
 class ProjectIssuesBulk(Resource):

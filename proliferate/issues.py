@@ -56,7 +56,21 @@ _MOVE = (
     ('issue_account', ('account_id',), ('name',), True),
     ('issue_hourly', ('hour',), (), False),
     ('issue_tag', ('key', 'value'), (), True),
+    ('issue_slice', ('environment', 'release', 'hour'), (), False),
 )
+# Who an issue affected by environment and release: a row per person, its newest hour kept.
+_PEOPLE_SLICE = 'issue_slice_person'
+_SLICE_KEYS = 'kind, environment, release, person_key'
+
+
+def _move_slice_people(target_id, source_id):
+    p = database.param
+    database.execute_sql(
+        f'INSERT INTO {_PEOPLE_SLICE} (issue_id, {_SLICE_KEYS}, last_seen) '  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
+        f'SELECT {p}, {_SLICE_KEYS}, last_seen FROM {_PEOPLE_SLICE} WHERE issue_id = {p} '
+        f'ON CONFLICT (issue_id, {_SLICE_KEYS}) DO UPDATE SET last_seen = excluded.last_seen '
+        f'WHERE {_PEOPLE_SLICE}.last_seen < excluded.last_seen', (target_id, source_id))
+    database.execute_sql(f'DELETE FROM {_PEOPLE_SLICE} WHERE issue_id = {p}', (source_id,))  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
 
 
 def _move_rows(table, keys, details, has_seen, target_id, source_id):
@@ -96,9 +110,10 @@ def _describe(issue):
 
 def merge_issues(target_id, source_ids, *, user_id=None, now=None, why=None):
     """Merge the source issues into the target: their events, counts, users, accounts, hourly
-    counts, tag shares, activity and fingerprints move to it, and they are deleted; future events
-    of any of their fingerprints land in the target. Runs on the writer. -> the target Issue.
-    Raises GroupingError for an unknown issue, one of another project, or the target itself."""
+    counts, tag shares, filtered counts, activity and fingerprints move to it, and they are
+    deleted; future events of any of their fingerprints land in the target. Runs on the writer.
+    -> the target Issue. Raises GroupingError for an unknown issue, one of another project, or
+    the target itself."""
     now = now or utcnow()
     target = Issue.get_or_none(Issue.id == target_id)
     if target is None:
@@ -124,6 +139,7 @@ def merge_issues(target_id, source_ids, *, user_id=None, now=None, why=None):
         database.execute_sql(sql, (target.id, own, source.id))
         for table, keys, details, has_seen in _MOVE:
             _move_rows(table, keys, details, has_seen, target.id, source.id)
+        _move_slice_people(target.id, source.id)
         for table in ('issue_fingerprint', 'issue_activity', 'outbox'):
             database.execute_sql(f'UPDATE {table} SET issue_id = {p} WHERE issue_id = {p}',  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
                                  (target.id, source.id))
@@ -209,10 +225,10 @@ def _headline(event, issue):
 
 
 def recount(issue):
-    """An issue's counts, users, accounts, hourly counts and tag shares, made again from its
-    stored events (read RECOUNT_CHUNK at a time; only after an unmerge, which is rare). An issue
-    with no stored event left (retention) keeps its first and last seen."""
-    for table, *_rest in _MOVE:
+    """An issue's counts, users, accounts, hourly counts, tag shares and filtered counts, made
+    again from its stored events (read RECOUNT_CHUNK at a time; only after an unmerge, which is
+    rare). An issue with no stored event left (retention) keeps its first and last seen."""
+    for table in [table for table, *_rest in _MOVE] + [_PEOPLE_SLICE]:
         database.execute_sql(f'DELETE FROM {table} WHERE issue_id = {database.param}',  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
                              (issue.id,))
     store = Store(clock=utcnow)

@@ -485,3 +485,38 @@ class SavedSearch(BaseModel):
 
 
 ALL_MODELS += (BulkChange, SavedSearch)
+
+
+# Filtered counts (migration 0010): what an issue's events, users and accounts are in one
+# environment, release or time period, kept by the writer so a filtered list never counts events.
+
+class IssueSlice(BaseModel):
+    """An issue's events per hour by environment and release ('' for an event without one): the
+    counts and sparklines of a filtered issue list. Its key is the table itself (WITHOUT ROWID
+    on SQLite): one B-tree to write, and a sum reads no other."""
+    issue = peewee.ForeignKeyField(Issue, on_delete='CASCADE', index=False)
+    environment = peewee.CharField()
+    release = peewee.CharField()
+    hour = peewee.DateTimeField()
+    event_count = peewee.IntegerField(default=0)
+
+    class Meta:
+        primary_key = peewee.CompositeKey('issue', 'environment', 'release', 'hour')
+
+
+class IssueSlicePerson(BaseModel):
+    """Who an issue affected by environment and release: kind 'user' (keyed as issue_user is) or
+    'account', and the hour of the person's newest event there. Keyed like IssueSlice, so a
+    count walks one B-tree that holds every column it reads."""
+    issue = peewee.ForeignKeyField(Issue, on_delete='CASCADE', index=False)
+    kind = peewee.CharField()
+    environment = peewee.CharField()
+    release = peewee.CharField()
+    person_key = peewee.CharField()
+    last_seen = peewee.DateTimeField()
+
+    class Meta:
+        primary_key = peewee.CompositeKey('issue', 'kind', 'environment', 'release', 'person_key')
+
+
+ALL_MODELS += (IssueSlice, IssueSlicePerson)

@@ -76,8 +76,20 @@ ISSUE = {
                          'description': 'Every fingerprint whose events land in this issue: its '
                                         'own first, then those merged into it'},
         'tags': {'type': 'object'},
+        # The issue list's: with an environment, release or period (parameters or terms), the
+        # counts above are those of that slice and these are over every event.
+        'total_event_count': {'type': 'integer'}, 'total_user_count': {'type': 'integer'},
+        'total_account_count': {'type': 'integer'},
+        'user_count_capped': {'type': 'boolean', 'description': 'more users than user_count '
+                                                                '(a slice counts up to 10,000)'},
+        'account_count_capped': {'type': 'boolean'},
     },
 }
+
+SLICE = {'type': 'object', 'description': 'What the counts of a filtered list count: the events '
+                                          'of this environment and release since this hour',
+         'properties': {'environment': NULLABLE_STRING, 'release': NULLABLE_STRING,
+                        'since': {**DATETIME, 'nullable': True}}}
 
 PROJECT = {
     'type': 'object', 'required': ['id', 'name', 'slug', 'org'],
@@ -152,6 +164,8 @@ ISSUE_PARAMS = [
     _param('environment'), _param('release'),
     _param('level', schema={'type': 'string', 'enum': ['error', 'warning', 'info', '']}),
     _param('query'),
+    # The list's period: issues seen within it, counted within it (last_seen:-<period>).
+    _param('period', schema={'type': 'string', 'enum': ['1h', '24h', '7d', '14d', '30d', '']}),
     _param('sort', schema={'type': 'string',
                            'enum': ['last_seen', 'first_seen', 'events', 'users', 'accounts', '']}),
     _param('cursor'), _param('limit', schema={'type': 'integer', 'minimum': 1, 'maximum': 100}),
@@ -201,7 +215,8 @@ def build_document():
         '/api/v1/projects/{project_id}/issues': _get('Issues of a project', {
             'type': 'object', 'properties': {
                 'issues': {'type': 'array', 'items': _ref('Issue')},
-                'next': NULLABLE_STRING, 'total': {'type': 'integer'}}},
+                'next': NULLABLE_STRING, 'total': {'type': 'integer'},
+                'slice': {**SLICE, 'nullable': True}}},
             [_param('project_id', 'path', ID)] + ISSUE_PARAMS,
             errors=(400, 401, 404)),
         '/api/v1/projects/{project_id}/events/{event_id}': _get(

@@ -8,6 +8,7 @@ so a list never counts events at read time.
 import base64
 import datetime
 import re
+from typing import NamedTuple
 
 import orjson
 from peewee import SQL
@@ -47,6 +48,26 @@ MAX_VALUE = 200
 _TERM = re.compile(r'(!?)([\w.-]+):(?!//)("([^"]*)"?|(\S+))|"([^"]*)"?|(\S+)')
 
 
+# The list's time periods (the API's `period`): each is the term last_seen:-<period>.
+PERIODS = {
+    '1h': datetime.timedelta(hours=1),
+    '24h': datetime.timedelta(hours=24),
+    '7d': datetime.timedelta(days=7),
+    '14d': datetime.timedelta(days=14),
+    '30d': datetime.timedelta(days=30),
+}
+
+
+class Slice(NamedTuple):
+    """The part of each issue's events a search looks at: one environment, one release, the
+    events since an hour (each None when the search does not narrow it)."""
+
+    environment: str | None
+    release: str | None
+    since: datetime.datetime | None
+    age: str | None  # the last_seen term's value ('-24h'), for the label
+
+
 class UnknownTerm(ValueError):
     """A key:value term the server cannot search: pages show it, the API answers 400."""
 
@@ -71,6 +92,75 @@ def parse_query(text):
         else:
             parsed['text'].append(word)
     return parsed
+
+
+def format_term(key, value):
+    """key:value, quoted when the value has a space (a double quote cannot be written in a
+    value, so it is left out)."""
+    value = value.replace('"', '')
+    if not value or any(c.isspace() for c in value):
+        return f'{key}:"{value}"'
+    return f'{key}:{value}'
+
+
+def _tokens(text):
+    """(the token as typed, its key as parse_query reads it or None, negated) for each token."""
+    for match in _TERM.finditer((text or '')[:1000]):
+        bang, key = match.group(1), match.group(2)
+        if key is not None:
+            lowered = key.lower()
+            if lowered in ALIASES or lowered in BUILTIN_TAGS + PEOPLE_KEYS + STATE_KEYS + AGE_KEYS:
+                key = ALIASES.get(lowered, lowered)
+        yield match.group(0), key, bool(bang)
+
+
+def set_term(text, key, value):
+    """The query with its key:value terms (not the !key: ones) replaced by key:value, or taken
+    out when value is empty: how the list's menus write into the search box. Pure."""
+    kept = [token for token, token_key, negated in _tokens(text)
+            if token_key != key or negated]
+    if value:
+        kept.append(format_term(key, value))
+    return ' '.join(kept)
+
+
+def term_value(text, key):
+    """The value of the query's first key:value term (not !key:), or '': what a menu shows."""
+    for negated, term_key, value in parse_query(text)['terms']:
+        if term_key == key and not negated:
+            return value
+    return ''
+
+
+def period_of(text):
+    """The PERIODS key the query's last_seen term names ('24h' for last_seen:-24h), the term's
+    own value for another age, or ''."""
+    value = term_value(text, 'last_seen')
+    if value.startswith('-') and value[1:] in PERIODS:
+        return value[1:]
+    return value
+
+
+def slice_of(text, now):
+    """The Slice the query's environment:, release: and last_seen:-<age> terms make, or None.
+    The period starts on the hour (now - age, rounded down): the writer counts events by the
+    hour, so the counts are exact for that window. Call after filter_issues has checked the
+    terms."""
+    environment = term_value(text, 'environment') or None
+    release = term_value(text, 'release') or None
+    since = age = None
+    value = term_value(text, 'last_seen')
+    if value:
+        try:
+            within, span = parse_age('last_seen', value)
+        except UnknownTerm:
+            within = False
+        if within:
+            since = (now - span).replace(minute=0, second=0, microsecond=0)
+            age = value
+    if environment is None and release is None and since is None:
+        return None
+    return Slice(environment, release, since, age)
 
 
 def check_terms(terms):
@@ -202,8 +292,9 @@ def term_condition(key, value, negated, project_ids, viewer_id, walk):
         ids = people_subquery(project_ids, IssueUser, IssueUser.user_key, {value, value.lower()},
                               (IssueUser.email == value.lower()) | (IssueUser.email == value))
     elif key == 'account':
+        # An account's id, else the start of its name (in any case): "acme" finds "Acme Ltd".
         ids = people_subquery(project_ids, IssueAccount, IssueAccount.account_id, {value},
-                              IssueAccount.name == value)
+                              IssueAccount.name.startswith(value))
     elif negated:
         return Issue.id.not_in(tag_subquery(key, value))
     else:

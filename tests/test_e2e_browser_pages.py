@@ -199,6 +199,10 @@ def test_a_new_user_sets_up_sends_finds_resolves_and_sees_a_regression(
     page.wait_for_url('**environment=staging**')
     assert page.locator('a.issue-title').all_text_contents() == [
         "TypeError: Cannot read property 'foo' of undefined"]
+    # The menu wrote its term into the search box, and the row counts staging's events.
+    assert page.input_value('input[type=search][name=query]') == 'environment:staging'
+    foo_row = page.locator('tr', has_text="property 'foo'")
+    assert foo_row.locator('td.num').first.text_content().split() == ['1', 'of', '2']
     page.goto(base + '/orgs/acme/issues')
     page.fill('input[type=search][name=query]', 'ReferenceError')
     page.press('input[type=search][name=query]', 'Enter')

@@ -665,7 +665,10 @@ def test_pages_read_aggregates_and_never_count_events(client, browser, web, capl
         sql = statements(path)
         assert sql, 'no SQL captured'
         assert not [s for s in sql if '"event"' in s], path
-        assert not [s for s in sql if 'COUNT(' in s.upper()], path
+        # The one count: the people of a filtered row, over the writer's issue_slice_person
+        # index and bounded by its LIMIT.
+        assert not [s for s in sql if 'COUNT(' in s.upper()
+                    and not ('issue_slice_person' in s and 'LIMIT' in s.upper())], path
     # A one-word search may be a pasted event id: one probe of the unique (project, event_id)
     # index, and nothing else on events.
     sql = statements(f'/projects/{web.id}/issues?query=renderInvoice')

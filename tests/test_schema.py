@@ -49,8 +49,11 @@ def declared_type(database, field):
 
 
 def model_columns(database, model):
+    key = model._meta.primary_key
+    # A composite key's columns are each part of the primary key.
+    in_key = set(key.field_names) if isinstance(key, peewee.CompositeKey) else set()
     return {field.column_name: (type_family(declared_type(database, field)), bool(field.null),
-                                field.primary_key)
+                                field.primary_key or field.name in in_key)
             for field in model._meta.sorted_fields}
 
 

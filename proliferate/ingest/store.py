@@ -1,5 +1,6 @@
 """The writer's batch store, run inside its transaction: dedupe, upsert issues, insert events, keep
-the aggregates (users, accounts, hourly counts, tag distributions) and record outbox rows.
+the aggregates (users, accounts, hourly counts, tag distributions, the filtered counts of
+issue_slice and issue_slice_person) and record outbox rows.
 
 Statements are per batch, not per event (aggregates merged in Python first), and only portable
 SQL is used (INSERT ... ON CONFLICT works on SQLite >= 3.24 and PostgreSQL), so several
@@ -325,6 +326,10 @@ class Store:
                                   for (issue_id, hour), count in sorted(hourly.items())])
         if tags:
             insert(cursor, 'tag', sorted(tags.values()))
+        slices, people = slice_rows(items)
+        insert(cursor, 'slice', [(*key, count) for key, count in sorted(slices.items())])
+        if people:
+            insert(cursor, 'slice_person', [(*key, hour) for key, hour in sorted(people.items())])
 
     def update_issues(self, cursor, sql, issues, new_users, new_accounts, now):
         plain = []
@@ -356,6 +361,31 @@ class Store:
         if plain:
             update = sql['update_issue']
             cursor.executemany(update.text, map(update.values, plain))
+
+
+def slice_rows(items):
+    """What items add to issue_slice and issue_slice_person: ({(issue, environment, release,
+    hour): events}, {(issue, kind, environment, release, person key): hour of the newest event}),
+    '' standing for an event without environment or release."""
+    slices = collections.Counter()
+    people = {}
+    for item in items:
+        environment = release = ''
+        for key, value in item['tags']:
+            if key == 'environment':
+                environment = value
+            elif key == 'release':
+                release = value
+        issue_id = item['issue_id']
+        hour = item['ts'][:13] + ':00:00'
+        slices[issue_id, environment, release, hour] += 1
+        for kind in ('user', 'account'):
+            person = item.get(kind)
+            if person:
+                key = (issue_id, kind, environment, release, person[0])
+                if people.get(key, '') < hour:
+                    people[key] = hour
+    return slices, people
 
 
 def insert(cursor, name, rows):
@@ -492,6 +522,18 @@ ROWS = {
             'event_count = issue_tag.event_count + excluded.event_count, '
             'last_seen = CASE WHEN issue_tag.last_seen < excluded.last_seen '
             'THEN excluded.last_seen ELSE issue_tag.last_seen END'),
+    'slice': ('issue_slice', [('issue_id', 'integer'), ('environment', 'text'), ('release', 'text'),
+                              ('hour', 'timestamp'), ('event_count', 'integer')],
+              'ON CONFLICT (issue_id, environment, release, hour) DO UPDATE '
+              'SET event_count = issue_slice.event_count + excluded.event_count'),
+    # Written only when the person's newest hour there moves on: most events of a busy issue
+    # come from people already counted in that hour, and their row is left as it is.
+    'slice_person': ('issue_slice_person', [('issue_id', 'integer'), ('kind', 'text'),
+                                            ('environment', 'text'), ('release', 'text'),
+                                            ('person_key', 'text'), ('last_seen', 'timestamp')],
+                     'ON CONFLICT (issue_id, kind, environment, release, person_key) DO UPDATE '
+                     'SET last_seen = excluded.last_seen '
+                     'WHERE issue_slice_person.last_seen < excluded.last_seen'),
 }
 
 # ROWS[name]'s column -> its position in a row: the store's merged rows are lists in the

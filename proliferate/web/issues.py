@@ -14,6 +14,7 @@ from peewee import fn
 
 from proliferate import db
 from proliferate import search
+from proliferate import slices
 from proliferate import triage
 from proliferate.ingest import grouping
 from proliferate.ingest.admission import rules_for
@@ -59,13 +60,7 @@ TAG_TOP = 5
 TAG_OPTIONS = 100
 MAX_TAG_KEYS = 20  # the five known keys plus the SDK's tags (ingest keeps at most 10 of those)
 LEVELS = ('error', 'warning', 'info')
-PERIODS = {
-    '1h': datetime.timedelta(hours=1),
-    '24h': datetime.timedelta(hours=24),
-    '7d': datetime.timedelta(days=7),
-    '14d': datetime.timedelta(days=14),
-    '30d': datetime.timedelta(days=30),
-}
+PERIODS = search.PERIODS
 PERIOD_LABELS = (('', 'Any time'), ('1h', 'Last hour'), ('24h', 'Last 24 hours'),
                  ('7d', 'Last 7 days'), ('14d', 'Last 14 days'), ('30d', 'Last 30 days'))
 SORT_LABELS = (('last_seen', 'Last seen'), ('first_seen', 'First seen'), ('events', 'Events'),
@@ -82,22 +77,44 @@ SPARK_WIDTH, SPARK_HEIGHT = 96, 24
 CHART_WIDTH, CHART_HEIGHT = 600, 80
 
 
+# The list's menus that are search terms: each writes its term into the search box, and the
+# box's term picks the menu's choice, so the search text is the one filter (the period menu is
+# last_seen:-<period>).
+MENU_TERMS = (('environment', 'environment'), ('release', 'release'), ('level', 'level'),
+              ('period', 'last_seen'))
+MENUS = tuple(menu for menu, _key in MENU_TERMS)
+
+
 def parse_filters(req):
-    """The list's query parameters, each checked; unknown values fall back to the default."""
+    """The list's query parameters, each checked; unknown values fall back to the default. A
+    menu's choice goes into the search text when it differs from the one the page showed
+    (was_<menu>), or comes without one (a link); otherwise the search text wins, so a term
+    typed or deleted in the box is never undone by the menu beside it."""
     status = req.get_param('status') or 'unresolved'
     sort = req.get_param('sort') or 'last_seen'
-    period = req.get_param('period') or ''
     stats = req.get_param('stats') or '24h'
-    level = req.get_param('level') or ''
+    query = (req.get_param('query') or '').strip()[:500]
+    for menu, key in MENU_TERMS:
+        value = (req.get_param(menu) or '')[:200]
+        shown = req.get_param(f'was_{menu}')
+        if shown is None and not value or shown is not None and value == shown[:200]:
+            continue
+        if menu == 'period':
+            value = f'-{value}' if value in PERIODS else ''
+        elif menu == 'level':
+            value = value if value in LEVELS else ''
+        query = search.set_term(query, key, value)[:500]
     return {
         'status': status if status in STATUSES + ('all',) else 'unresolved',
         'sort': sort if sort in search.SORTS else 'last_seen',
-        'period': period if period in PERIODS else '',
         'stats': stats if stats in ('24h', '14d') else '24h',
-        'level': level if level in LEVELS else '',
-        'environment': (req.get_param('environment') or '')[:200],
-        'release': (req.get_param('release') or '')[:200],
-        'query': (req.get_param('query') or '').strip()[:500],
+        'query': query,
+        # What the menus show: the search text's terms.
+        'environment': search.term_value(query, 'environment'),
+        'release': search.term_value(query, 'release'),
+        'level': search.term_value(query, 'level').lower(),
+        'period': search.period_of(query),
+        'counts': 'total' if req.get_param('counts') == 'total' else '',
         'cursor': (req.get_param('cursor') or '')[:200],
     }
 
@@ -161,9 +178,9 @@ def tag_keys(issue_id, limit=MAX_TAG_KEYS):
     return keys
 
 
-def sparklines(issue_ids, stats, now, tz=None):
-    """{issue id: inline SVG} from issue_hourly: 24 hourly bars, or 14 daily ones (hours told in
-    tz on hover)."""
+def sparklines(issue_ids, stats, now, piece=None, tz=None):
+    """{issue id: inline SVG} from issue_hourly (or, for a slice with an environment or a
+    release, issue_slice): 24 hourly bars, or 14 daily ones (hours told in tz on hover)."""
     if not issue_ids:
         return {}
     if stats == '14d':
@@ -171,12 +188,18 @@ def sparklines(issue_ids, stats, now, tz=None):
     else:
         start = charts.floor_hour(now) - charts.HOUR * 23
     rows = {}
-    query = (IssueHourly.select(IssueHourly.issue, IssueHourly.hour, IssueHourly.event_count)
-             .where(IssueHourly.issue.in_(issue_ids), IssueHourly.hour >= start).tuples())
+    if piece is not None and (piece.environment is not None or piece.release is not None):
+        query = slices.hourly(issue_ids, piece, start)
+        where = ' ' + slice_label(piece._replace(since=None))
+    else:
+        query = (IssueHourly.select(IssueHourly.issue, IssueHourly.hour, IssueHourly.event_count)
+                 .where(IssueHourly.issue.in_(issue_ids), IssueHourly.hour >= start).tuples())
+        where = ''
     for issue_id, hour, count in query:
         rows.setdefault(issue_id, []).append((hour, count))
     out = {}
-    label = 'events in the last 14 days' if stats == '14d' else 'events in the last 24 hours'
+    label = ('events' + where
+             + (' in the last 14 days' if stats == '14d' else ' in the last 24 hours'))
     slots = None
     for issue_id in issue_ids:
         if stats == '14d':
@@ -188,6 +211,24 @@ def sparklines(issue_ids, stats, now, tz=None):
             slots = charts.spark_slots(bars, SPARK_HEIGHT, stats == '14d', tz)
         out[issue_id] = charts.sparkline_svg(bars, SPARK_WIDTH, SPARK_HEIGHT, label, slots=slots)
     return out
+
+
+def slice_label(piece):
+    """'in staging, in release 1.2.0, in the last 24 hours': what a slice's counts are, in words
+    ('' for none)."""
+    if piece is None:
+        return ''
+    parts = []
+    if piece.environment is not None:
+        parts.append(f'in {piece.environment}')
+    if piece.release is not None:
+        parts.append(f'in release {piece.release}')
+    if piece.since is not None:
+        period = piece.age[1:] if piece.age and piece.age.startswith('-') else ''
+        named = dict(PERIOD_LABELS).get(period)
+        parts.append(f'in the {named.lower()}' if named
+                     else f'since {piece.since:%Y-%m-%d %H:00} UTC')
+    return ', '.join(parts)
 
 
 def title_parts(issue):
@@ -464,15 +505,12 @@ class Issues(Page):
             found = find_event(scope, filters['query'])
             if found:
                 raise falcon.HTTPSeeOther(urls.issue_event(*found))
-        rows, next_cursor, search_error, total = [], None, None, None
+        rows, next_cursor, search_error, total, piece = [], None, None, None, None
         if scope:
-            since = now - PERIODS[filters['period']] if filters['period'] else None
             try:
                 issues = search.filter_issues(
-                    scope, status=filters['status'], environment=filters['environment'] or None,
-                    release=filters['release'] or None, level=filters['level'] or None,
-                    query=filters['query'], since=since, sort=filters['sort'],
-                    viewer_id=guard.current_user(req).id, now=now)
+                    scope, status=filters['status'], query=filters['query'],
+                    sort=filters['sort'], viewer_id=guard.current_user(req).id, now=now)
             except search.UnknownTerm as error:
                 search_error = str(error)
             else:
@@ -482,13 +520,19 @@ class Issues(Page):
                 # "Select all N matching": one COUNT, only when there is more than this page.
                 if next_cursor or filters['cursor']:
                     total = issues.count()
+                piece = search.slice_of(filters['query'], now)
 
         def here(**changes):
-            """This list's URL with some filters changed (and the page reset)."""
-            params = {k: v for k, v in filters.items() if k != 'cursor'}
+            """This list's URL with some filters changed (and the page reset): the search text
+            carries the menus' terms."""
+            params = {k: v for k, v in filters.items() if k not in ('cursor',) + MENUS}
             params.update(changes)
             defaults = {'status': 'unresolved', 'sort': 'last_seen', 'stats': '24h'}
             return link(**{k: (None if defaults.get(k) == v else v) for k, v in params.items()})
+
+        shown_counts = None
+        if piece is not None and filters['counts'] != 'total':
+            shown_counts = slices.counts(rows, piece)
 
         project_names = {p.id: p.name for p in projects}
         self.render(
@@ -497,7 +541,9 @@ class Issues(Page):
             titles={i.id: title_parts(i) for i in rows},
             assignees=assignee_names([i.assignee_id for i in rows]),
             sparks=sparklines([i.id for i in rows], filters['stats'], now,
+                              piece if shown_counts is not None else None,
                               reader_zone(req, guard.current_user(req))),
+            piece=piece, slice_label=slice_label(piece), counts=shown_counts,
             project_names=project_names,
             environments=tag_values(scope, 'environment'),
             releases=tag_values(scope, 'release', descending=True),
@@ -505,7 +551,8 @@ class Issues(Page):
             first_url=here() if filters['cursor'] else None,
             here=here, new_since=now - NEW_FOR, levels=LEVELS, periods=PERIOD_LABELS,
             sorts=SORT_LABELS, tabs=STATUS_TABS, list_url=req.relative_uri, total=total,
-            match={'org': org.slug, 'project': chosen or '', **filters},
+            match={'org': org.slug, 'project': chosen or '', **filters,
+                   **dict.fromkeys(MENUS, '')},
             undo=undoable(guard.current_user(req).id, now)
             if req.get_param('notice') == 'bulk' else None,
             saved=saved_searches(org, guard.current_user(req).id))
