@@ -15,6 +15,7 @@ from pageclient import send
 from proliferate import db
 from proliferate.models import Issue
 from proliferate.models import IssueComment
+from proliferate.web import base
 from proliferate.web import urls
 
 HOSTILE = '<script>alert(1)</script><img src=x onerror=alert(2)>"\'&'
@@ -139,6 +140,14 @@ def test_snooze_for_a_preset_time_and_until_a_date(client, browser, web):
     status_post(browser, issue.id, {'status': 'unresolved'})
     status_post(browser, issue.id, {'status': 'ignored', 'snooze': 'until', 'until': '2999-01-02'})
     assert str(stored(issue.id).snooze_until).startswith('2999-01-02')
+
+
+def test_until_the_day_begins_in_the_readers_zone(client, browser, web):
+    # Kolkata is 5:30 ahead of UTC: its 2 January begins at 18:30 UTC on the 1st.
+    issue = one_issue(client, web)
+    browser.cookies[base.ZONE_COOKIE] = 'Asia/Kolkata'
+    status_post(browser, issue.id, {'status': 'ignored', 'snooze': 'until', 'until': '2999-01-02'})
+    assert str(stored(issue.id).snooze_until).startswith('2999-01-01 18:30')
 
 
 def test_resolve_in_the_next_and_in_a_named_release_through_the_form(client, browser, web):

@@ -335,9 +335,10 @@ def form_count(field, text):
     return int(text)
 
 
-def status_change(get, now):
+def status_change(get, now, zone=None):
     """The status form (the Resolve and Ignore menus) -> (status, triage.set_state keyword
-    arguments); triage.Invalid names the bad field. get: the form's getter."""
+    arguments); triage.Invalid names the bad field. get: the form's getter; zone: the reader's
+    ZoneInfo (None: UTC), in which the date box's day begins."""
     status = get('status')
     if status not in STATUSES:
         raise triage.Invalid('status', 'unresolved, resolved or ignored')
@@ -357,7 +358,7 @@ def status_change(get, now):
         if snooze == 'minutes':
             spec = {'minutes': form_count('minutes', get('minutes'))}
         elif snooze == 'until':
-            spec = {'until': get('until', limit=40)}
+            spec = {'until': local_day_start(get('until', limit=40), zone)}
         elif snooze in triage.SNOOZE_COUNTS:
             spec = {snooze: form_count('count', get('count'))}
         elif snooze:
@@ -366,6 +367,19 @@ def status_change(get, now):
             spec = None
         change['snooze'] = triage.parse_ignore_until(spec, now)
     return status, change
+
+
+def local_day_start(value, zone):
+    """'2026-12-09' from a date box -> the start of that day in the reader's zone, as an ISO
+    date-time with its offset (the page's day, not UTC's); anything else unchanged for
+    triage.parse_ignore_until to judge."""
+    if zone is None or not isinstance(value, str) or len(value) != 10:
+        return value
+    try:
+        day = datetime.date.fromisoformat(value)
+    except ValueError:
+        return value
+    return datetime.datetime(day.year, day.month, day.day, tzinfo=zone).isoformat()
 
 
 SNOOZE_WORDS = {'events': 'more events', 'users': 'more users', 'accounts': 'more accounts'}
@@ -942,7 +956,8 @@ class Issue(Page):
         issue, _membership = self.issue_for(req, issue_id)
         form = self.form(req)
         try:
-            status, change = status_change(form.get, self.clock())
+            status, change = status_change(form.get, self.clock(),
+                                           reader_zone(req, guard.current_user(req)))
         except triage.Invalid as error:
             raise falcon.HTTPBadRequest(description=str(error)) from None
         user_id = guard.current_user(req).id
