@@ -94,4 +94,6 @@ def hourly(issue_ids, piece, start):
     query = (IssueSlice.select(IssueSlice.issue, IssueSlice.hour, fn.SUM(IssueSlice.event_count))
              .where(IssueSlice.issue.in_(list(issue_ids)), IssueSlice.hour >= start))
     query = _narrow(query, IssueSlice, piece._replace(since=None), IssueSlice.hour)
-    return list(query.group_by(IssueSlice.issue, IssueSlice.hour).tuples())
+    # Ordered: PostgreSQL's grouping returns its groups in no particular order.
+    return list(query.group_by(IssueSlice.issue, IssueSlice.hour)
+                .order_by(IssueSlice.issue, IssueSlice.hour).tuples())
