@@ -124,6 +124,14 @@ def set_term(text, key, value):
     return ' '.join(kept)
 
 
+def without_status(text):
+    """The query without its is:unresolved / is:resolved / is:ignored terms: what a status tab's
+    link keeps (the tab chooses the status instead). Pure."""
+    return ' '.join(token for token, key, negated in _tokens(text)
+                    if not (key == 'is' and not negated
+                            and token.split(':', 1)[1].strip('"').lower() in STATUSES))
+
+
 def term_value(text, key):
     """The value of the query's first key:value term (not !key:), or '': what a menu shows."""
     for negated, term_key, value in parse_query(text)['terms']:

@@ -90,6 +90,8 @@ def test_menus_write_terms_and_read_them_back():
     assert search.period_of('last_seen:-24h') == '24h'
     assert search.period_of('last_seen:-3h') == '-3h'
     assert search.period_of('first_seen:-24h') == ''
+    assert search.without_status('is:ignored env:a IS:resolved is:assigned !is:resolved b') == (
+        'env:a is:assigned !is:resolved b')
 
 
 def test_slice_of_a_query():
@@ -248,6 +250,13 @@ def test_menus_and_the_search_box_are_one_filter(client, browser, web, clock):
     assert not [link for link in re.findall(r'href="([^"]*)"', page)
                 if 'environment=' in link]
     assert '<input type="hidden" name="environment"' not in page  # a saved search: the text
+    # The status tabs are one filter with is: too: is:ignored in the box marks Ignored, and the
+    # other tabs' links drop it (else the box would choose the status again).
+    page = browser.get(f'{base}?query=is:ignored+env:staging').text
+    tabs = re.search(r'<nav class="tabs status-tabs".*?</nav>', page, re.S).group(0)
+    assert re.findall(r'aria-current="page">(\w+)</a>', tabs) == ['Ignored']
+    resolved = re.search(r'<a href="([^"]*status=resolved[^"]*)"', page).group(1)
+    assert 'is%3Aignored' not in resolved and 'env%3Astaging' in resolved
 
 
 def test_account_term_takes_an_id_or_the_start_of_a_name(client, browser, web, clock):

@@ -104,6 +104,10 @@ def parse_filters(req):
         elif menu == 'level':
             value = value if value in LEVELS else ''
         query = search.set_term(query, key, value)[:500]
+    # An is:resolved (or is:ignored...) typed in the box chose the status: the tabs say so.
+    for negated, key, value in search.parse_query(query)['terms']:
+        if key == 'is' and not negated and value.lower() in STATUSES:
+            status = value.lower()
     return {
         'status': status if status in STATUSES + ('all',) else 'unresolved',
         'sort': sort if sort in search.SORTS else 'last_seen',
@@ -541,6 +545,8 @@ class Issues(Page):
             carries the menus' terms."""
             params = {k: v for k, v in filters.items() if k not in ('cursor',) + MENUS}
             params.update(changes)
+            if 'status' in changes:
+                params['query'] = search.without_status(params['query'])
             defaults = {'status': 'unresolved', 'sort': 'last_seen', 'stats': '24h'}
             return link(**{k: (None if defaults.get(k) == v else v) for k, v in params.items()})
 
