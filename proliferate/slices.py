@@ -91,11 +91,13 @@ def counts(issues, piece, cap=PEOPLE_CAP):
 
 
 def hourly(issue_ids, piece, start):
-    """[(issue id, hour, events)] of the slice's environment and release from start on: the
-    sparklines of a filtered list."""
+    """[(issue id, hour, events)] by issue and hour, of the slice's environment and release from
+    start on: the sparklines of a filtered list."""
     if not issue_ids:
         return []
     query = (IssueSlice.select(IssueSlice.issue, IssueSlice.hour, fn.SUM(IssueSlice.event_count))
              .where(IssueSlice.issue.in_(list(issue_ids)), IssueSlice.hour >= start))
     query = _narrow(query, IssueSlice, piece._replace(since=None), IssueSlice.hour)
-    return list(query.group_by(IssueSlice.issue, IssueSlice.hour).tuples())
+    # Ordered: PostgreSQL's hashed GROUP BY returns its groups in any order.
+    return list(query.group_by(IssueSlice.issue, IssueSlice.hour)
+                .order_by(IssueSlice.issue, IssueSlice.hour).tuples())
