@@ -37,6 +37,9 @@ from proliferate.app import create_app  # noqa: E402
 from proliferate.config import Config  # noqa: E402
 from proliferate.ingest.normalize import normalize_event  # noqa: E402
 from proliferate.ingest.payload import encode_event  # noqa: E402
+from proliferate.ingest.slice_keys import KINDS  # noqa: E402
+from proliferate.ingest.slice_keys import hour_number  # noqa: E402
+from proliferate.ingest.slice_keys import person_hash  # noqa: E402
 from proliferate.ingest.writer import Writer  # noqa: E402
 from proliferate.models import Event  # noqa: E402
 from proliferate.models import Issue  # noqa: E402
@@ -319,8 +322,9 @@ def write_slices(conn, slices, slice_people):
         [(i, e, r, str(h), n) for (i, e, r, h), n in slices.items()])
     conn.executemany(
         'INSERT INTO "issue_slice_person" ("issue_id", "kind", "environment", "release", '
-        '"person_key", "last_seen") VALUES (?, ?, ?, ?, ?, ?)',
-        [(*key, str(h)) for key, h in slice_people.items()])
+        '"person", "last_hour") VALUES (?, ?, ?, ?, ?, ?)',
+        [(i, KINDS[kind], e, r, person_hash(kind, name), hour_number(str(h)))
+         for (i, kind, e, r, name), h in slice_people.items()])
 
 
 def facts(path):

@@ -60,16 +60,16 @@ _MOVE = (
 )
 # Who an issue affected by environment and release: a row per person, its newest hour kept.
 _PEOPLE_SLICE = 'issue_slice_person'
-_SLICE_KEYS = 'kind, environment, release, person_key'
+_SLICE_KEYS = 'kind, environment, release, person'
 
 
 def _move_slice_people(target_id, source_id):
     p = database.param
     database.execute_sql(
-        f'INSERT INTO {_PEOPLE_SLICE} (issue_id, {_SLICE_KEYS}, last_seen) '  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
-        f'SELECT {p}, {_SLICE_KEYS}, last_seen FROM {_PEOPLE_SLICE} WHERE issue_id = {p} '
-        f'ON CONFLICT (issue_id, {_SLICE_KEYS}) DO UPDATE SET last_seen = excluded.last_seen '
-        f'WHERE {_PEOPLE_SLICE}.last_seen < excluded.last_seen', (target_id, source_id))
+        f'INSERT INTO {_PEOPLE_SLICE} (issue_id, {_SLICE_KEYS}, last_hour) '  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
+        f'SELECT {p}, {_SLICE_KEYS}, last_hour FROM {_PEOPLE_SLICE} WHERE issue_id = {p} '
+        f'ON CONFLICT (issue_id, {_SLICE_KEYS}) DO UPDATE SET last_hour = excluded.last_hour '
+        f'WHERE {_PEOPLE_SLICE}.last_hour < excluded.last_hour', (target_id, source_id))
     database.execute_sql(f'DELETE FROM {_PEOPLE_SLICE} WHERE issue_id = {p}', (source_id,))  # noqa: S608 (SQL assembled from constant table/column names; values are parameters)
 
 

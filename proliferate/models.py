@@ -505,18 +505,20 @@ class IssueSlice(BaseModel):
 
 
 class IssueSlicePerson(BaseModel):
-    """Who an issue affected by environment and release: kind 'user' (keyed as issue_user is) or
-    'account', and the hour of the person's newest event there. Keyed like IssueSlice, so a
-    count walks one B-tree that holds every column it reads."""
+    """Who an issue affected by environment and release: kind 0 for a user (keyed as issue_user
+    is) or 1 for an account, the person as a 64-bit hash of their kind and key, and the hour of
+    their newest event there as hours since the Unix epoch (proliferate.ingest.slice_keys makes
+    all three). Small rows, keyed like IssueSlice, so a count walks one B-tree that holds every
+    column it reads."""
     issue = peewee.ForeignKeyField(Issue, on_delete='CASCADE', index=False)
-    kind = peewee.CharField()
+    kind = peewee.SmallIntegerField()
     environment = peewee.CharField()
     release = peewee.CharField()
-    person_key = peewee.CharField()
-    last_seen = peewee.DateTimeField()
+    person = peewee.BigIntegerField()
+    last_hour = peewee.IntegerField()
 
     class Meta:
-        primary_key = peewee.CompositeKey('issue', 'kind', 'environment', 'release', 'person_key')
+        primary_key = peewee.CompositeKey('issue', 'kind', 'environment', 'release', 'person')
 
 
 ALL_MODELS += (IssueSlice, IssueSlicePerson)

@@ -6,6 +6,8 @@ issue_slice_person, issue_tag), never by counting events. No HTTP.
 from peewee import fn
 
 from proliferate import db
+from proliferate.ingest.slice_keys import KINDS
+from proliferate.ingest.slice_keys import first_hour_from
 from proliferate.models import IssueSlice
 from proliferate.models import IssueTag
 
@@ -51,15 +53,17 @@ def people_count(issue_id, kind, piece, cap=PEOPLE_CAP):
     person), whose B-tree holds every column it reads."""
     p = db.database.param
     where = [f'issue_id = {p}', f'kind = {p}']
-    params = [issue_id, kind]
-    for column, value in (('environment', piece.environment), ('release', piece.release),
-                          ('last_seen', piece.since)):
+    params = [issue_id, KINDS[kind]]
+    for column, value in (('environment', piece.environment), ('release', piece.release)):
         if value is not None:
-            where.append(f'{column} {">=" if column == "last_seen" else "="} {p}')
+            where.append(f'{column} = {p}')
             params.append(value)
+    if piece.since is not None:
+        where.append(f'last_hour >= {p}')
+        params.append(first_hour_from(piece.since))
     # Both given: a person has one row there, so no DISTINCT (and its sort) is needed.
     distinct = '' if piece.environment is not None and piece.release is not None else 'DISTINCT '
-    sql = (f'SELECT COUNT(*) FROM (SELECT {distinct}person_key FROM issue_slice_person '  # noqa: S608 (SQL assembled from constant column names; values are parameters)
+    sql = (f'SELECT COUNT(*) FROM (SELECT {distinct}person FROM issue_slice_person '  # noqa: S608 (SQL assembled from constant column names; values are parameters)
            f'WHERE {" AND ".join(where)} LIMIT {p}) AS people')
     count = db.database.execute_sql(sql, [*params, cap + 1]).fetchone()[0]
     return min(count, cap), count > cap
@@ -87,13 +91,13 @@ def counts(issues, piece, cap=PEOPLE_CAP):
 
 
 def hourly(issue_ids, piece, start):
-    """[(issue id, hour, events)] of the slice's environment and release from start on: the
-    sparklines of a filtered list."""
+    """[(issue id, hour, events)] by issue and hour, of the slice's environment and release from
+    start on: the sparklines of a filtered list."""
     if not issue_ids:
         return []
     query = (IssueSlice.select(IssueSlice.issue, IssueSlice.hour, fn.SUM(IssueSlice.event_count))
              .where(IssueSlice.issue.in_(list(issue_ids)), IssueSlice.hour >= start))
     query = _narrow(query, IssueSlice, piece._replace(since=None), IssueSlice.hour)
-    # Ordered: PostgreSQL's grouping returns its groups in no particular order.
+    # Ordered: PostgreSQL's hashed GROUP BY returns its groups in any order.
     return list(query.group_by(IssueSlice.issue, IssueSlice.hour)
                 .order_by(IssueSlice.issue, IssueSlice.hour).tuples())

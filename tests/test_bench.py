@@ -281,6 +281,19 @@ def test_pipeline_bench_runs_and_reports_a_figure(capsys):
                          capsys.readouterr().out)
 
 
+@pytest.mark.slow
+def test_store_bench_runs_and_reports_a_figure(capsys):
+    import store_bench  # bench/store_bench.py
+
+    assert store_bench.main(['--events', '200', '--batch', '50']) > 0
+    assert re.search(r'Store, batches of 50, people vary: [\d.]+ us per event .*'
+                     r'issue_slice_person [\d,]+ rows, [\d.]+ bytes per event, [\d.]+ per row',
+                     capsys.readouterr().out)
+    assert store_bench.main(['--events', '100', '--people', 'same',
+                             '--without-slice-people']) > 0
+    assert 'without issue_slice_person' in capsys.readouterr().out
+
+
 def test_wrk_script_posts_the_realistic_event_with_new_ids_per_request():
     import wrk_ingest  # bench/wrk_ingest.py
 

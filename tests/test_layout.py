@@ -20,6 +20,7 @@ PURE = frozenset((
     'proliferate.ingest.prepare',
     'proliferate.ingest.payload',
     'proliferate.ingest.envelope',
+    'proliferate.ingest.slice_keys',
     'proliferate.ingest.sentry',
     'proliferate.notifications.rules',
     'proliferate.web.charts',

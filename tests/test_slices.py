@@ -20,6 +20,7 @@ from proliferate import issues
 from proliferate import search
 from proliferate import slices
 from proliferate import times
+from proliferate.ingest import slice_keys
 from proliferate.models import Issue
 from proliferate.models import IssueSlice
 from proliferate.models import IssueSlicePerson
@@ -104,6 +105,21 @@ def test_slice_of_a_query():
     assert search.slice_of('last_seen:-90m', now).since == datetime.datetime(2025, 1, 15, 9)
 
 
+def test_slice_keys_are_stable_and_exact():
+    # A stored person is this number forever: the upgrade, the writer and a merge must agree,
+    # so it is pinned (BLAKE2b, never Python's per-process hash()).
+    assert slice_keys.person_hash('user', 'alice@example.com') == 716058745438408423
+    assert slice_keys.person_hash('account', 'alice@example.com') == -4787618465343840025
+    assert all(-2 ** 63 <= slice_keys.person_hash('user', str(n)) < 2 ** 63 for n in range(100))
+    hour = slice_keys.hour_number('2025-01-15 10:59:59.999')
+    assert hour == datetime.datetime(2025, 1, 15, 10, tzinfo=datetime.UTC).timestamp() // 3600
+    assert slice_keys.hour_number('1970-01-01 00:30:00') == 0
+    # A period starting on the hour takes that hour; one a moment after it, from the next.
+    assert slice_keys.first_hour_from(datetime.datetime(2025, 1, 15, 10)) == hour
+    assert slice_keys.first_hour_from(datetime.datetime(2025, 1, 15, 10, 0, 0, 1)) == hour + 1
+    assert slice_keys.first_hour_from(datetime.datetime(2025, 1, 15, 9, 0, 1)) == hour
+
+
 # -- what the writer keeps ----------------------------------------------------------------------------
 
 
@@ -162,8 +178,8 @@ def test_the_upgrade_fills_the_slices_as_the_writer_does(client, project, clock)
                                          IssueSlice.event_count).tuples()),
                 sorted(IssueSlicePerson.select(
                     IssueSlicePerson.issue, IssueSlicePerson.kind, IssueSlicePerson.environment,
-                    IssueSlicePerson.release, IssueSlicePerson.person_key,
-                    IssueSlicePerson.last_seen).tuples()))
+                    IssueSlicePerson.release, IssueSlicePerson.person,
+                    IssueSlicePerson.last_hour).tuples()))
 
     with db.database.connection_context():
         written = rows()

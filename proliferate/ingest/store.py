@@ -20,6 +20,9 @@ from peewee import EXCLUDED
 from proliferate import db
 from proliferate.db import database
 from proliferate.ingest.admission import DropCounter
+from proliferate.ingest.slice_keys import KINDS
+from proliferate.ingest.slice_keys import hour_number
+from proliferate.ingest.slice_keys import person_hash
 from proliferate.models import DroppedCount
 
 log = logging.getLogger(__name__)
@@ -365,10 +368,12 @@ class Store:
 
 def slice_rows(items):
     """What items add to issue_slice and issue_slice_person: ({(issue, environment, release,
-    hour): events}, {(issue, kind, environment, release, person key): hour of the newest event}),
-    '' standing for an event without environment or release."""
+    hour): events}, {(issue, kind, environment, release, person): hour number of the newest
+    event}), '' standing for an event without environment or release; kind, person and the hour
+    number are slice_keys' compact values."""
     slices = collections.Counter()
     people = {}
+    numbers = {}
     for item in items:
         environment = release = ''
         for key, value in item['tags']:
@@ -377,14 +382,17 @@ def slice_rows(items):
             elif key == 'release':
                 release = value
         issue_id = item['issue_id']
-        hour = item['ts'][:13] + ':00:00'
-        slices[issue_id, environment, release, hour] += 1
-        for kind in ('user', 'account'):
+        stamp = item['ts']
+        slices[issue_id, environment, release, stamp[:13] + ':00:00'] += 1
+        for kind, code in KINDS.items():
             person = item.get(kind)
             if person:
-                key = (issue_id, kind, environment, release, person[0])
-                if people.get(key, '') < hour:
-                    people[key] = hour
+                number = numbers.get(stamp[:13])
+                if number is None:
+                    number = numbers[stamp[:13]] = hour_number(stamp)
+                key = (issue_id, code, environment, release, person_hash(kind, person[0]))
+                if people.get(key, -1) < number:
+                    people[key] = number
     return slices, people
 
 
@@ -528,12 +536,12 @@ ROWS = {
               'SET event_count = issue_slice.event_count + excluded.event_count'),
     # Written only when the person's newest hour there moves on: most events of a busy issue
     # come from people already counted in that hour, and their row is left as it is.
-    'slice_person': ('issue_slice_person', [('issue_id', 'integer'), ('kind', 'text'),
+    'slice_person': ('issue_slice_person', [('issue_id', 'integer'), ('kind', 'smallint'),
                                             ('environment', 'text'), ('release', 'text'),
-                                            ('person_key', 'text'), ('last_seen', 'timestamp')],
-                     'ON CONFLICT (issue_id, kind, environment, release, person_key) DO UPDATE '
-                     'SET last_seen = excluded.last_seen '
-                     'WHERE issue_slice_person.last_seen < excluded.last_seen'),
+                                            ('person', 'bigint'), ('last_hour', 'integer')],
+                     'ON CONFLICT (issue_id, kind, environment, release, person) DO UPDATE '
+                     'SET last_hour = excluded.last_hour '
+                     'WHERE issue_slice_person.last_hour < excluded.last_hour'),
 }
 
 # ROWS[name]'s column -> its position in a row: the store's merged rows are lists in the

@@ -1,18 +1,24 @@
 """Filtered counts: an issue's events per hour by environment and release (issue_slice), and who
-it affected there with the hour of their newest event (issue_slice_person). Both are filled from
-the stored events once, here; the writer keeps them from then on."""
+it affected there with the hour of their newest event (issue_slice_person: the person as a 64-bit
+hash and the hour as a number, proliferate.ingest.slice_keys). Both are filled from the stored
+events once, here; the writer keeps them from then on."""
 
 import collections
 
+from peewee import BigIntegerField
 from peewee import CharField
 from peewee import CompositeKey
 from peewee import DateTimeField
 from peewee import ForeignKeyField
 from peewee import IntegerField
 from peewee import Model
+from peewee import SmallIntegerField
 from peewee import SqliteDatabase
 
 from proliferate.ingest.payload import decode_json
+from proliferate.ingest.slice_keys import KINDS
+from proliferate.ingest.slice_keys import hour_number
+from proliferate.ingest.slice_keys import person_hash
 
 # Events read per step, and merged rows held before they are written.
 CHUNK = 2000
@@ -44,16 +50,16 @@ def up(migrator, db):
 
     class IssueSlicePerson(Model):
         issue = ForeignKeyField(Issue, on_delete='CASCADE', index=False)
-        kind = CharField()
+        kind = SmallIntegerField()
         environment = CharField()
         release = CharField()
-        person_key = CharField()
-        last_seen = DateTimeField()
+        person = BigIntegerField()
+        last_hour = IntegerField()
 
         class Meta:
             database = db
             table_name = 'issue_slice_person'
-            primary_key = CompositeKey('issue', 'kind', 'environment', 'release', 'person_key')
+            primary_key = CompositeKey('issue', 'kind', 'environment', 'release', 'person')
             without_rowid = clustered
 
     db.create_tables([IssueSlice, IssueSlicePerson])
@@ -77,16 +83,17 @@ def fill(db):
             event = decode_json(data)
             environment = event.get('environment') or ''
             release = event.get('release') or ''
-            hour = str(stamp)[:13] + ':00:00'
-            slices[issue_id, environment, release, hour] += 1
+            stamp = str(stamp)
+            slices[issue_id, environment, release, stamp[:13] + ':00:00'] += 1
             user = event.get('user') or {}
             account = event.get('account') or {}
             for kind, key in (('user', user.get('id') or user.get('email')),
                               ('account', account.get('id'))):
                 if key:
-                    person = (issue_id, kind, environment, release, key)
-                    if people.get(person, '') < hour:
-                        people[person] = hour
+                    number = hour_number(stamp)
+                    person = (issue_id, KINDS[kind], environment, release, person_hash(kind, key))
+                    if people.get(person, -1) < number:
+                        people[person] = number
             after = event_id
         if len(slices) + len(people) > FLUSH:
             write(db, slices, people)
@@ -105,9 +112,9 @@ def write(db, slices, people):
             [(*key, count) for key, count in sorted(slices.items())])
     if people:
         db.cursor().executemany(
-            'INSERT INTO issue_slice_person (issue_id, kind, environment, release, person_key, '  # noqa: S608 (only the driver's parameter marker is interpolated)
-            f'last_seen) VALUES ({p}, {p}, {p}, {p}, {p}, {p}) '
-            'ON CONFLICT (issue_id, kind, environment, release, person_key) DO UPDATE '
-            'SET last_seen = excluded.last_seen '
-            'WHERE issue_slice_person.last_seen < excluded.last_seen',
+            'INSERT INTO issue_slice_person (issue_id, kind, environment, release, person, '  # noqa: S608 (only the driver's parameter marker is interpolated)
+            f'last_hour) VALUES ({p}, {p}, {p}, {p}, {p}, {p}) '
+            'ON CONFLICT (issue_id, kind, environment, release, person) DO UPDATE '
+            'SET last_hour = excluded.last_hour '
+            'WHERE issue_slice_person.last_hour < excluded.last_hour',
             [(*key, hour) for key, hour in sorted(people.items())])
