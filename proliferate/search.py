@@ -41,7 +41,9 @@ _AGE = re.compile(r'([-+])(\d{1,7})([mhd])')
 # own tags, known when an issue of the searched projects has it.
 BUILTIN_TAGS = ('environment', 'release', 'browser', 'os', 'url')
 ALIASES = {'env': 'environment'}
-IS_VALUES = STATUSES + ('regressed', 'assigned', 'unassigned', 'escalating')
+# is:all is the list's All tab: every status.
+TAB_STATUSES = STATUSES + ('all',)
+IS_VALUES = TAB_STATUSES + ('regressed', 'assigned', 'unassigned', 'escalating')
 MAX_VALUE = 200
 # !key:value, key:"quoted value", key:value, "quoted text", word. A key is what SDKs name tags
 # with (letters, digits, _ . -); 'http:' and 'https:' begin links, which are searched as text.
@@ -129,7 +131,7 @@ def without_status(text):
     link keeps (the tab chooses the status instead). Pure."""
     return ' '.join(token for token, key, negated in _tokens(text)
                     if not (key == 'is' and not negated
-                            and token.split(':', 1)[1].strip('"').lower() in STATUSES))
+                            and token.split(':', 1)[1].strip('"').lower() in TAB_STATUSES))
 
 
 def term_value(text, key):
@@ -174,10 +176,12 @@ def slice_of(text, now):
 def check_terms(terms):
     """The terms' values the server can tell are wrong without the database: is: values and
     ages."""
-    for _negated, key, value in terms:
+    for negated, key, value in terms:
         if key == 'is' and value.lower() not in IS_VALUES:
             raise UnknownTerm(f'unknown search term `is:{value[:40]}`; is: takes '
                               + ', '.join(IS_VALUES))
+        if key == 'is' and negated and value.lower() == 'all':
+            raise UnknownTerm('`!is:all` matches no issue')
         if key in AGE_KEYS:
             parse_age(key, value)
 
@@ -246,7 +250,7 @@ def filter_issues(project_ids, *, status='unresolved', environment=None, release
         if missing:
             raise UnknownTerm(f'unknown search term `{missing[0][:40]}:`')
     for negated, key, value in terms:
-        if key == 'is' and not negated and value.lower() in STATUSES:
+        if key == 'is' and not negated and value.lower() in TAB_STATUSES:
             status = value.lower()
     if status and status != 'all':
         issues = issues.where(Issue.status == status)
@@ -311,6 +315,8 @@ def term_condition(key, value, negated, project_ids, viewer_id, walk):
 
 
 def is_condition(value, negated):
+    if value == 'all':
+        return None
     if value in STATUSES:
         return (Issue.status != value) if negated else None
     match = {

@@ -161,6 +161,9 @@ def test_releases_page_lists_every_release_with_its_figures(clock, client, brows
     upload(client, token, '1.3', '~/static/js/other.min.js', map_bytes(2))
 
     page = browser.get(urls.project_releases(web.id)).text
+    # How to upload maps points at the page that makes upload tokens, not at the shell.
+    assert f'href="{urls.project_settings(web.id)}#source-maps"' in page
+    assert f'--project {web.slug} dist/' in page and 'token create' not in page
     rows = table_rows(page, 'releases')
     # Newest first: 2.10 after 2.9, the name that is no version by when it was first seen.
     assert [version for version, _cells in rows] == [HOSTILE, '2.10', '2.9', '1.3', '1.2', '1.1',

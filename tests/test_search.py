@@ -9,7 +9,9 @@ from factories import make_project
 from factories import make_token
 from pageclient import send
 
+from proliferate import db
 from proliferate import search
+from proliferate.models import Issue
 from proliferate.web import urls
 
 CHROME = ('Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) '
@@ -81,6 +83,18 @@ def test_tag_terms_over_stored_tags(client, project, api):
     assert titles(api(query='region:eu level:error', sort='events')) == ['A']
     assert titles(api(query='!is:assigned')) == ['A', 'B', 'C']
     assert titles(api(query='!is:unresolved', status='all')) == []
+
+
+def test_is_all_is_every_status(client, project, api):
+    seed(client, project)
+    with db.database.connection_context():
+        Issue.update(status='resolved').where(Issue.type == 'A').execute()
+    assert titles(api()) == ['B', 'C']
+    assert titles(api(query='is:all')) == ['A', 'B', 'C']
+    assert titles(api(query='is:all plan:enterprise')) == []
+    assert titles(api(query='is:all plan:"enterprise plus"')) == ['A']
+    refused = api(query='!is:all')
+    assert refused.status_code == 400 and '!is:all' in refused.json['detail']
 
 
 def test_total_counts_every_page_of_matches(client, project, api):

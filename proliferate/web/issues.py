@@ -106,7 +106,7 @@ def parse_filters(req):
         query = search.set_term(query, key, value)[:500]
     # An is:resolved (or is:ignored...) typed in the box chose the status: the tabs say so.
     for negated, key, value in search.parse_query(query)['terms']:
-        if key == 'is' and not negated and value.lower() in STATUSES:
+        if key == 'is' and not negated and value.lower() in search.TAB_STATUSES:
             status = value.lower()
     return {
         'status': status if status in STATUSES + ('all',) else 'unresolved',
