@@ -53,6 +53,9 @@ def test_snooze_and_comment_without_javascript(chromium_browser, live_server, ow
             HOSTILE + ' https://example.com/x')
         assert page.locator('.triage-comment-text img').count() == 0
         assert page.get_attribute('.triage-comment-text a', 'href') == 'https://example.com/x'
+        # The author as written (an e-mail address is not capitalized like an activity's kind).
+        author = page.locator('.triage-comment .comment-author')
+        assert author.inner_text() == author.text_content() == 'owner@example.com'
         post(live_server + '/api/v1/errors', event(web.key))
         page.reload()
         assert page.text_content('.status').strip() == 'unresolved'
