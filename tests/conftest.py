@@ -21,6 +21,8 @@ from pageclient import HttpClient
 from pageclient import PageClient
 from pageclient import start_server
 from pageclient import stop_server
+from test_notify import Inbox
+from test_notify import start_smtp
 
 from proliferate import auth
 from proliferate import db
@@ -197,3 +199,13 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section('figures')
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def inbox():
+    """A real SMTP server (aiosmtpd) on a loopback port that keeps every message it accepts."""
+    inbox = Inbox()
+    controller = start_smtp(inbox)
+    inbox.port = controller.port
+    yield inbox
+    controller.stop()

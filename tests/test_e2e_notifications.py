@@ -23,12 +23,10 @@ from factories import make_user
 from pageclient import HttpClient
 from pageclient import PageClient
 from seed import SEED_EVENT
-from test_notify import Inbox
 from test_notify import Receiver
 from test_notify import error
 from test_notify import free_port
 from test_notify import ingest
-from test_notify import start_smtp
 
 from proliferate import db
 from proliferate import jobs
@@ -40,15 +38,6 @@ from proliferate.models import NotificationSettings
 from proliferate.models import Webhook
 
 BASE_URL = 'http://errors.example.test'
-
-
-@pytest.fixture
-def inbox():
-    inbox = Inbox()
-    controller = start_smtp(inbox)
-    inbox.port = controller.port
-    yield inbox
-    controller.stop()
 
 
 @pytest.fixture

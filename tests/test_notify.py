@@ -128,15 +128,6 @@ class Receiver:
 
 
 @pytest.fixture
-def inbox():
-    inbox = Inbox()
-    controller = start_smtp(inbox)
-    inbox.port = controller.port
-    yield inbox
-    controller.stop()
-
-
-@pytest.fixture
 def receiver():
     receiver = Receiver()
     yield receiver

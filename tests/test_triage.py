@@ -11,8 +11,6 @@ from factories import iso
 from factories import make_token
 from factories import make_user
 from pageclient import HttpClient
-from test_notify import Inbox
-from test_notify import start_smtp
 
 from proliferate import db
 from proliferate import jobs
@@ -20,15 +18,6 @@ from proliferate import triage
 from proliferate.config import Config
 from proliferate.models import Outbox
 from proliferate.models import Project
-
-
-@pytest.fixture
-def inbox():
-    inbox = Inbox()
-    controller = start_smtp(inbox)
-    inbox.port = controller.port
-    yield inbox
-    controller.stop()
 
 
 @pytest.fixture
