@@ -105,24 +105,16 @@ def inspect_schema(url):
         path = sqlite_path(url)
         connection = sqlite3.connect(f'{path.as_uri()}?mode=ro', uri=True, timeout=5)
         try:
-            tables = [row[0] for row in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
-            applied = None
-            if 'schema_migration' in tables:
-                applied = [row[0] for row in connection.execute('SELECT name FROM schema_migration')]
-            return applied, tables
+            tables = [row[0] for row in connection.execute(db.SQLITE_TABLES)]
+            return db.applied_migrations(connection.execute, tables), tables
         finally:
             connection.close()
     database = db.open_session(url)
     database.connect_params['connect_timeout'] = 5
     database.connect()
     try:
-        tables = [row[0] for row in database.execute_sql(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")]
-        applied = None
-        if 'schema_migration' in tables:
-            applied = [row[0] for row in database.execute_sql('SELECT name FROM schema_migration')]
-        return applied, tables
+        tables = database.get_tables()
+        return db.applied_migrations(database.execute_sql, tables), tables
     finally:
         database.close()
 

@@ -378,6 +378,19 @@ RESTORE_HINT = ('restore a backup (`proliferate restore PATH`) or point PROLIFER
                 'at the Proliferate database')
 
 
+# The tables of a SQLite database, its own (sqlite_sequence...) left out.
+SQLITE_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+
+
+def applied_migrations(execute, tables):
+    """The migration names schema_migration records, or None when tables (the database's) has no
+    schema_migration. execute: a sqlite3 connection's execute or a peewee database's
+    execute_sql."""
+    if 'schema_migration' not in tables:
+        return None
+    return [row[0] for row in execute('SELECT name FROM schema_migration')]
+
+
 def known_migrations():
     return {path.stem for path in MIGRATIONS_DIR.glob('[0-9]*.py')}
 
@@ -433,11 +446,10 @@ def _inspect_sqlite(url):
             connection = sqlite3.connect(f'file:{path}?mode=ro', uri=True, timeout=30)
             try:
                 problems = [row[0] for row in connection.execute('PRAGMA quick_check(5)')]
-                tables = {row[0] for row in connection.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+                tables = {row[0] for row in connection.execute(SQLITE_TABLES)}
                 applied = set()
-                if problems == ['ok'] and 'schema_migration' in tables:
-                    applied = {row[0] for row in connection.execute('SELECT name FROM schema_migration')}
+                if problems == ['ok']:
+                    applied = set(applied_migrations(connection.execute, tables) or ())
             finally:
                 connection.close()
         except sqlite3.DatabaseError as error:
@@ -457,9 +469,7 @@ def _inspect_postgresql(url):
     try:
         session.connect()
         tables = set(session.get_tables())
-        applied = set()
-        if 'schema_migration' in tables:
-            applied = {row[0] for row in session.execute_sql('SELECT name FROM schema_migration')}
+        applied = set(applied_migrations(session.execute_sql, tables) or ())
     except peewee.DatabaseError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return False, f'{where} cannot be reached ({first}): start PostgreSQL or fix the URL'
