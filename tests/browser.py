@@ -3,10 +3,13 @@
 Owns the launch (binary, flags) and the `chromium_browser` session fixture; a test module
 brings the fixture in with `from browser import chromium_browser  # noqa: F401`.
 """
+import json
 import os
+import urllib.request
 from pathlib import Path
 
 import pytest
+from factories import PASSWORD
 from playwright.sync_api import Browser
 from playwright.sync_api import Playwright
 from playwright.sync_api import sync_playwright
@@ -48,3 +51,21 @@ def chromium_browser():
             yield browser
         finally:
             browser.close()
+
+
+def post(url, body):
+    """JSON to the live server's ingest, acknowledged (202): its answer."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                     headers={'Content-Type': 'application/json'})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 202
+        return json.loads(response.read())
+
+
+def sign_in(page, base, email, lands_on='**/issues**'):
+    """The login form, as a person fills it, until the page it leads to (lands_on)."""
+    page.goto(base + '/login')
+    page.fill('input[name=email]', email)
+    page.fill('input[name=password]', PASSWORD)
+    page.click('form button[type=submit]')
+    page.wait_for_url(lands_on)

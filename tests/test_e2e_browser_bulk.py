@@ -2,26 +2,18 @@
 server: hidden until the whole page is selected (the stylesheet alone), then every match
 resolves and Undo reopens them; no Content-Security-Policy violation."""
 
-import json
-import urllib.request
 
 import pytest
+from browser import post
+from browser import sign_in
 from factories import STACK
 from factories import event
-from test_e2e_browser_triage import sign_in
 
 from proliferate import db
 from proliferate.models import Issue
 from proliferate.web import issues as issue_pages
 
 pytestmark = pytest.mark.browser
-
-
-def post(url, body):
-    request = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                     headers={'Content-Type': 'application/json'})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 202
 
 
 def test_select_all_matching_and_undo(chromium_browser, live_server, owner, web,

@@ -13,11 +13,11 @@ import random
 import re
 import struct
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
+from browser import post
 from seed import SEED_BATCH
 from seed import SEED_EVENT
 
@@ -35,14 +35,6 @@ BATCH = SEED_BATCH
 def now_iso(delta=datetime.timedelta()):
     stamp = datetime.datetime.now(datetime.UTC) - delta
     return stamp.strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z'
-
-
-def post(url, body):
-    request = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                     headers={'Content-Type': 'application/json'})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 202
-        return json.loads(response.read())
 
 
 def as_sent(example, key, **changes):

@@ -2,11 +2,10 @@
 and a comment, with JavaScript off (plain forms), and the issue page with JavaScript on raising
 no Content-Security-Policy violation."""
 
-import json
-import urllib.request
 
 import pytest
-from factories import PASSWORD
+from browser import post
+from browser import sign_in
 from factories import event
 
 from proliferate import db
@@ -14,21 +13,6 @@ from proliferate.models import Issue
 
 pytestmark = pytest.mark.browser
 HOSTILE = '<img src=x onerror=alert(1)>'
-
-
-def post(url, body):
-    request = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                     headers={'Content-Type': 'application/json'})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 202
-
-
-def sign_in(page, base, email):
-    page.goto(base + '/login')
-    page.fill('input[name=email]', email)
-    page.fill('input[name=password]', PASSWORD)
-    page.click('form button[type=submit]')
-    page.wait_for_url('**/issues**')
 
 
 def test_snooze_and_comment_without_javascript(chromium_browser, live_server, owner, web):

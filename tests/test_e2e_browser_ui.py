@@ -2,14 +2,13 @@
 desktop and a phone size, in light and dark, fits its viewport (nothing scrolls sideways), logs no
 console error and has no serious or critical axe-core violation; the list's shortcuts work."""
 
-import json
 import os
 import shutil
-import urllib.request
 from pathlib import Path
 
 import pytest
-from factories import PASSWORD
+from browser import post
+from browser import sign_in as sign_in_until
 from factories import event
 from factories import make_project
 from factories import make_user
@@ -32,13 +31,6 @@ SHOTS = os.environ.get('PROLIFERATE_UI_SCREENSHOTS')
 AXE_VERSION = '4.10.2'
 # A word no line can hold: titles, culprits, tag keys and values must break it, not widen the page.
 LONG = 'Supercalifragilistic' * 6
-
-
-def post(url, body):
-    request = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                     headers={'Content-Type': 'application/json'})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.status == 202
 
 
 def frames_stack():
@@ -103,11 +95,8 @@ def snooze_and_regress():
 
 
 def sign_in(page, base, email):
-    page.goto(base + '/login')
-    page.fill('input[name=email]', email)
-    page.fill('input[name=password]', PASSWORD)
-    page.click('form button[type=submit]')
-    page.wait_for_url('**/orgs/acme/issues**')
+    """Signed in, on the organization's issue list (where every test here starts)."""
+    sign_in_until(page, base, email, lands_on='**/orgs/acme/issues**')
 
 
 def wait_for_issues(page, base, count):
