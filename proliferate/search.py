@@ -126,6 +126,15 @@ def set_term(text, key, value):
     return ' '.join(kept)
 
 
+def status_of(terms, default):
+    """The status the last is:unresolved / is:resolved / is:ignored / is:all term chooses (over
+    the list's tab), else default. Pure."""
+    for negated, key, value in terms:
+        if key == 'is' and not negated and value.lower() in TAB_STATUSES:
+            default = value.lower()
+    return default
+
+
 def without_status(text):
     """The query without its is:unresolved / is:resolved / is:ignored terms: what a status tab's
     link keeps (the tab chooses the status instead). Pure."""
@@ -249,9 +258,7 @@ def filter_issues(project_ids, *, status='unresolved', environment=None, release
         missing = sorted(custom - known_tag_keys(project_ids, custom))
         if missing:
             raise UnknownTerm(f'unknown search term `{missing[0][:40]}:`')
-    for negated, key, value in terms:
-        if key == 'is' and not negated and value.lower() in TAB_STATUSES:
-            status = value.lower()
+    status = status_of(terms, status)
     if status and status != 'all':
         issues = issues.where(Issue.status == status)
     # One status, newest first: SQLite walks the (project, status, last_seen) index and probes

@@ -105,9 +105,7 @@ def parse_filters(req):
             value = value if value in LEVELS else ''
         query = search.set_term(query, key, value)[:500]
     # An is:resolved (or is:ignored...) typed in the box chose the status: the tabs say so.
-    for negated, key, value in search.parse_query(query)['terms']:
-        if key == 'is' and not negated and value.lower() in search.TAB_STATUSES:
-            status = value.lower()
+    status = search.status_of(search.parse_query(query)['terms'], status)
     return {
         'status': status if status in STATUSES + ('all',) else 'unresolved',
         'sort': sort if sort in search.SORTS else 'last_seen',
