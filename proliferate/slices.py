@@ -18,13 +18,14 @@ from proliferate.models import IssueTag
 PEOPLE_CAP = 1000
 
 
-def _narrow(query, model, piece, hour_column):
+def _narrow(query, piece):
+    """An issue_slice query kept to the slice's environment, release and hours."""
     if piece.environment is not None:
-        query = query.where(model.environment == piece.environment)
+        query = query.where(IssueSlice.environment == piece.environment)
     if piece.release is not None:
-        query = query.where(model.release == piece.release)
+        query = query.where(IssueSlice.release == piece.release)
     if piece.since is not None:
-        query = query.where(hour_column >= piece.since)
+        query = query.where(IssueSlice.hour >= piece.since)
     return query
 
 
@@ -43,7 +44,7 @@ def event_counts(issue_ids, piece):
                            IssueTag.value == value).tuples())
     query = (IssueSlice.select(IssueSlice.issue, fn.SUM(IssueSlice.event_count))
              .where(IssueSlice.issue.in_(list(issue_ids))))
-    query = _narrow(query, IssueSlice, piece, IssueSlice.hour)
+    query = _narrow(query, piece)
     return dict(query.group_by(IssueSlice.issue).tuples())
 
 
@@ -97,7 +98,7 @@ def hourly(issue_ids, piece, start):
         return []
     query = (IssueSlice.select(IssueSlice.issue, IssueSlice.hour, fn.SUM(IssueSlice.event_count))
              .where(IssueSlice.issue.in_(list(issue_ids)), IssueSlice.hour >= start))
-    query = _narrow(query, IssueSlice, piece._replace(since=None), IssueSlice.hour)
+    query = _narrow(query, piece._replace(since=None))
     # Ordered: PostgreSQL's hashed GROUP BY returns its groups in any order.
     return list(query.group_by(IssueSlice.issue, IssueSlice.hour)
                 .order_by(IssueSlice.issue, IssueSlice.hour).tuples())
