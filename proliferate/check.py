@@ -251,10 +251,7 @@ def failing_deliveries(now):
 def first_migrated_at():
     """When the database was first migrated (the runner records local time; servers run UTC)."""
     row = db.database.execute_sql('SELECT MIN(applied) FROM schema_migration').fetchone()
-    value = row[0] if row else None
-    if isinstance(value, str):
-        value = datetime.datetime.fromisoformat(value)
-    return value.replace(tzinfo=None) if value is not None else None
+    return times.from_sql(row[0] if row else None)
 
 
 class Attention:

@@ -10,6 +10,7 @@ from peewee import JOIN
 from peewee import fn
 
 from proliferate import db
+from proliferate import times
 from proliferate import versions
 from proliferate.models import Issue
 from proliferate.models import IssueActivity
@@ -39,13 +40,6 @@ class Figures:
         return min(times) if times else None
 
 
-def _when(value):
-    # An aggregate over a text column may come back as text (SQLite): as a datetime, like the rest.
-    if isinstance(value, str):
-        return datetime.datetime.fromisoformat(value)
-    return value
-
-
 def _tag_shares(project_id, names=None):
     query = (IssueTag.select(IssueTag.value, fn.SUM(IssueTag.event_count), fn.MIN(IssueTag.first_seen),
                              fn.MAX(IssueTag.last_seen), fn.COUNT(IssueTag.id))
@@ -71,11 +65,11 @@ def collect(project_id, names=None):
     (or only those of names)."""
     found = {}
     for version, events, first, last, issues in _tag_shares(project_id, names):
-        found[version] = Figures(version, first_seen=_when(first), last_seen=_when(last),
+        found[version] = Figures(version, first_seen=times.from_sql(first), last_seen=times.from_sql(last),
                                  event_count=int(events or 0), issue_count=int(issues or 0))
     for release_id, version, created_at, maps in _uploads(project_id, names):
         item = found.setdefault(version, Figures(version))
-        item.release_id, item.created_at, item.map_count = release_id, _when(created_at), int(maps)
+        item.release_id, item.created_at, item.map_count = release_id, times.from_sql(created_at), int(maps)
     return found
 
 

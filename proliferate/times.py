@@ -17,3 +17,11 @@ def iso(value):
     if value.tzinfo is not None:
         value = value.astimezone(datetime.UTC).replace(tzinfo=None)
     return value.strftime('%Y-%m-%dT%H:%M:%S.%fZ')
+
+
+def from_sql(value):
+    """A datetime read through a raw query or an aggregate (MIN, MAX): SQLite returns its text,
+    PostgreSQL a datetime; both as a naive datetime (None stays None)."""
+    if isinstance(value, str):
+        value = datetime.datetime.fromisoformat(value)
+    return value.replace(tzinfo=None) if value is not None else None
