@@ -19,6 +19,7 @@ from proliferate import auth
 from proliferate import db
 from proliferate.models import Issue
 from proliferate.models import Release
+from proliferate.models import SourceMap
 from proliferate.models import User
 
 pytestmark = pytest.mark.browser
@@ -58,7 +59,10 @@ def long_event(key):
 
 def make_release(project, version):
     with db.database.connection_context():
-        Release.create(project=project.id, version=version)
+        release = Release.create(project=project.id, version=version)
+        # A source map, so the release's page has its table of maps (seven columns).
+        SourceMap.create(release=release, url=f'https://cdn.example.com/{LONG}/app.min.js',
+                         map_data=b'{}', size=2, sha256='0' * 64)
 
 
 def make_tokens(project, email):
@@ -113,7 +117,9 @@ def page_paths(page, base, project):
     page.goto(base + '/orgs/acme/issues')
     issue_url = page.locator('a.issue-title', has_text='TypeError').get_attribute('href')
     page.goto(base + f'/projects/{project.id}/releases')
-    release_url = page.locator('main a[href*="/releases/"]').first.get_attribute('href')
+    # The long-named release with a source map: the widest release page.
+    release_url = page.locator('main a[href*="/releases/"]', has_text='v2.0.0-').first.get_attribute(
+        'href')
     return [
         ('issue list (organization)', '/orgs/acme/issues'),
         ('issue list (project)', f'/projects/{project.id}/issues'),
